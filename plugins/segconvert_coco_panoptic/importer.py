@@ -1,0 +1,384 @@
+"""Read COCO panoptic (JSON + RGB id PNGs) into the hub.
+
+Source: the JSON file, or the folder holding it. PNGs are looked up in ``--png-dir``, else in
+the folder named like the JSON without ``.json`` (the COCO convention). Also accepted: a JSON
+with ``annotations`` only (no ``images`` / ``categories``, as deeplab2 writes), and a bare
+list of ``segments_info`` for a single image (as transformers' fixtures hold).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from segconvert import (
+    DEFAULT_VOID_LABEL,
+    Category,
+    Dataset,
+    Importer,
+    InputError,
+    ItemError,
+    MetaKey,
+    Option,
+    Sample,
+    Segment,
+    read_json,
+    read_png,
+    rgb_to_id,
+    safe_join,
+    schemas,
+    segment_stats,
+    smallest_index_dtype,
+)
+from segconvert_coco_panoptic.categories import categories_from_coco
+
+MAX_SEGMENT_ID = (1 << 24) - 1
+SEGMENT_KEYS = ("id", "category_id", "iscrowd", "area", "bbox")
+ANNOTATION_KEYS = ("image_id", "file_name", "segments_info")
+
+
+@dataclass(frozen=True)
+class CocoRef:
+    """One image's annotation, with its PNG path and image record."""
+
+    reference_id: str
+    png: str
+    segments_info: Any
+    image: Mapping[str, Any] | None
+    annotation_extras: Mapping[str, Any]
+    file: str
+    error: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class CocoContext:
+    """Category lookups shared by every item."""
+
+    categories: Mapping[int, tuple[str, bool]]
+    strict: bool = False
+    void_label: str = DEFAULT_VOID_LABEL
+
+
+def find_json(path: Path) -> Path:
+    """The panoptic JSON of ``path``: the file itself or the single candidate in the folder."""
+    if path.is_file():
+        return path
+    candidates = sorted(path.glob("*.json")) + sorted(path.glob("annotations/*.json"))
+    panoptic = [p for p in candidates if p.name.startswith("panoptic")]
+    chosen = panoptic or candidates
+    if len(chosen) == 1:
+        return chosen[0]
+    if not chosen:
+        raise InputError(f"{path}: no COCO panoptic JSON in this folder", file=str(path))
+    names = ", ".join(str(p.relative_to(path)) for p in chosen)
+    raise InputError(
+        f"{path}: several JSON files ({names}); pass the one to convert", file=str(path)
+    )
+
+
+def reference_id_of(image: Mapping[str, Any] | None, annotation: Mapping[str, Any]) -> str:
+    """The reference id: the image file name minus extension (else the PNG's, else the id)."""
+    for name in ((image or {}).get("file_name"), annotation.get("file_name")):
+        if isinstance(name, str) and name:
+            return PurePosixPath(name.replace("\\", "/")).with_suffix("").as_posix()
+    return str(annotation.get("image_id"))
+
+
+def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
+    """Read the JSON; list one reference per annotation (and per image without one)."""
+    json_path = find_json(path)
+    document = read_json(json_path)
+    file = str(json_path)
+    png_dir = Path(options["png_dir"]) if options.get("png_dir") else json_path.with_suffix("")
+    if not png_dir.is_dir():
+        raise InputError(f"PNG folder {png_dir} not found; pass --png-dir", file=str(png_dir))
+    if isinstance(document, list):  # a bare segments_info list: one image
+        document = {"annotations": [single_image_annotation(document, png_dir, file)]}
+    if not isinstance(document, dict) or not isinstance(document.get("annotations"), list):
+        raise InputError(f"{file}: not a COCO panoptic file (no 'annotations' list)", file=file)
+    if options.get("categories"):
+        categories = categories_from_coco(
+            read_json(Path(options["categories"])), options["categories"]
+        )
+    elif "categories" in document:
+        categories = categories_from_coco(document["categories"], file)
+    else:
+        categories = categories_from_ids(document["annotations"])
+    metadata = {k: document[k] for k in ("info", "licenses") if k in document}
+    context = CocoContext(
+        {c.id: (c.name, c.isthing) for c in categories}, bool(options.get("strict"))
+    )
+    return Dataset(
+        categories=categories,
+        items=iter_refs(document, png_dir, file),
+        context=context,
+        metadata=metadata,
+        size=count_items(document),
+    )
+
+
+def count_items(document: dict[str, Any]) -> int:
+    """How many references :func:`iter_refs` will yield."""
+    annotated = {a.get("image_id") for a in document["annotations"] if isinstance(a, dict)}
+    images = document.get("images")
+    if not isinstance(images, list):
+        images = []
+    unannotated = {i.get("id") for i in images if isinstance(i, dict) and "id" in i} - annotated
+    return len(document["annotations"]) + len(unannotated)
+
+
+def single_image_annotation(segments_info: list[Any], png_dir: Path, file: str) -> dict[str, Any]:
+    """Wrap a bare ``segments_info`` list; its PNG must be the only one in ``png_dir``."""
+    pngs = sorted(png_dir.glob("*.png"))
+    if len(pngs) != 1:
+        raise InputError(
+            f"{file} is a bare segments_info list; {png_dir} must hold exactly one PNG, "
+            f"it holds {len(pngs)}",
+            file=file,
+        )
+    return {"image_id": pngs[0].stem, "file_name": pngs[0].name, "segments_info": segments_info}
+
+
+def categories_from_ids(annotations: list[Any]) -> list[Category]:
+    """Placeholder categories (``category-<id>``) when the file names none."""
+    ids = sorted(
+        {
+            s["category_id"]
+            for a in annotations
+            if isinstance(a, dict)
+            for s in a.get("segments_info") or []
+            if isinstance(s, dict) and isinstance(s.get("category_id"), int)
+        }
+    )
+    return [Category(id=i, name=f"category-{i}") for i in ids]
+
+
+def iter_refs(document: dict[str, Any], png_dir: Path, file: str) -> Iterator[CocoRef]:
+    """One :class:`CocoRef` per annotation, then one error ref per image left without one."""
+    images = document.get("images")
+    by_id: dict[Any, Any] = {}
+    if isinstance(images, list):
+        for image in images:
+            if isinstance(image, dict) and "id" in image:
+                by_id.setdefault(image["id"], image)
+    annotated = set()
+    for index, annotation in enumerate(document["annotations"]):
+        if not isinstance(annotation, dict):
+            yield _error_ref(f"annotation-{index}", file, "schema", "annotation is not an object")
+            continue
+        image_id = annotation.get("image_id")
+        image = by_id.get(image_id)
+        reference_id = reference_id_of(image, annotation)
+        annotated.add(image_id)
+        if images is not None and image is None:
+            yield _error_ref(
+                reference_id, file, "unknown-image", f"image_id {image_id!r} has no image entry"
+            )
+            continue
+        png_name = annotation.get("file_name") or f"{reference_id}.png"
+        try:
+            png = safe_join(png_dir, str(png_name), item=reference_id)
+        except ItemError as exc:
+            yield _error_ref(reference_id, file, exc.rule, str(exc))
+            continue
+        extras = {k: v for k, v in annotation.items() if k not in ANNOTATION_KEYS}
+        yield CocoRef(reference_id, str(png), annotation.get("segments_info"), image, extras, file)
+    for image_id, image in by_id.items():
+        if image_id not in annotated:
+            yield _error_ref(
+                reference_id_of(image, {}),
+                file,
+                "missing-annotation",
+                f"image {image_id!r} has no annotation",
+            )
+
+
+def _error_ref(reference_id: str, file: str, rule: str, message: str) -> CocoRef:
+    return CocoRef(reference_id, "", None, None, {}, file, (rule, message))
+
+
+def check_segments_info(ref: CocoRef, ctx: CocoContext) -> list[dict[str, Any]]:
+    """The segments_info list, checked: ids valid and unique, categories known."""
+    item, infos = ref.reference_id, ref.segments_info
+    if not isinstance(infos, list):
+        raise ItemError("segments_info is not a list", rule="schema", item=item, file=ref.file)
+    seen: set[int] = set()
+    for info in infos:
+        if not isinstance(info, dict):
+            raise ItemError(
+                "segments_info entry is not an object", rule="schema", item=item, file=ref.file
+            )
+        segment_id, category_id = info.get("id"), info.get("category_id")
+        if not isinstance(segment_id, int) or not 0 < segment_id <= MAX_SEGMENT_ID:
+            raise ItemError(
+                f"segment id {segment_id!r} is not in 1..{MAX_SEGMENT_ID}",
+                rule="segment-id",
+                item=item,
+                file=ref.file,
+            )
+        if segment_id in seen:
+            raise ItemError(
+                f"segment id {segment_id} listed twice",
+                rule="duplicate-id",
+                item=item,
+                file=ref.file,
+            )
+        seen.add(segment_id)
+        if category_id not in ctx.categories:
+            raise ItemError(
+                f"segment {segment_id} has unknown category_id {category_id!r}",
+                rule="unknown-category",
+                item=item,
+                file=ref.file,
+            )
+        if info.get("iscrowd", 0) not in (0, 1):
+            raise ItemError(
+                f"segment {segment_id} iscrowd {info.get('iscrowd')!r} is not 0/1",
+                rule="schema",
+                item=item,
+                file=ref.file,
+            )
+    return infos
+
+
+def load(ref: CocoRef, ctx: CocoContext) -> Sample:
+    """Decode one panoptic PNG into an index mask with one segment per segments_info entry."""
+    item = ref.reference_id
+    if ref.error:
+        raise ItemError(ref.error[1], rule=ref.error[0], item=item, file=ref.file)
+    infos = check_segments_info(ref, ctx)
+    rgb = read_png(Path(ref.png), "rgb", item=item)
+    height, width = rgb.shape[:2]
+    image = dict(ref.image) if ref.image else None
+    if image is not None and (image.get("width"), image.get("height")) != (width, height):
+        raise ItemError(
+            f"PNG is {width}x{height}, image entry says {image.get('width')}x{image.get('height')}",
+            rule="mask-size",
+            item=item,
+            file=ref.png,
+        )
+    ids = np.array([0] + [info["id"] for info in infos], dtype=np.uint32)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    id_map = rgb_to_id(rgb)
+    position = np.searchsorted(sorted_ids, id_map)
+    np.minimum(position, len(ids) - 1, out=position)
+    unlisted = sorted_ids[position] != id_map
+    if unlisted.any():
+        extra = np.unique(id_map[unlisted])[:10].tolist()
+        raise ItemError(
+            f"PNG ids {extra} are not in segments_info", rule="unlisted-id", item=item, file=ref.png
+        )
+    counts = np.empty(len(ids), dtype=np.int64)
+    counts[order] = np.bincount(position.ravel(), minlength=len(ids))
+    absent = [int(i) for i, c in zip(ids[1:], counts[1:], strict=True) if c == 0]
+    if absent:
+        raise ItemError(
+            f"segments_info ids {absent[:10]} have no pixels in the PNG",
+            rule="missing-id",
+            item=item,
+            file=ref.png,
+        )
+    has_void = bool(counts[0])
+    out_index = np.arange(len(ids)) - (0 if has_void else 1)  # void (key 0) first, if present
+    lut = out_index[order].clip(min=0).astype(smallest_index_dtype(len(ids)))
+    mask = lut[position]  # sorted-id position -> output index
+    segments = []
+    if has_void:
+        segments.append(Segment(ctx.void_label, 0, {MetaKey.VOID: True}))
+    for offset, info in enumerate(infos):
+        metadata = {
+            MetaKey.CATEGORY_ID: info["category_id"],
+            MetaKey.ISCROWD: int(info.get("iscrowd", 0)),
+            MetaKey.SOURCE_ID: info["id"],
+        }
+        metadata.update({k: v for k, v in info.items() if k not in SEGMENT_KEYS})
+        segments.append(
+            Segment(ctx.categories[info["category_id"]][0], offset + int(has_void), metadata)
+        )
+    if ctx.strict:
+        check_area_and_bbox(ref, infos, mask, has_void)
+    image_metadata: dict[str, Any] = {"image": image if image is not None else {"id": item}}
+    if ref.annotation_extras:
+        image_metadata["annotation"] = dict(ref.annotation_extras)
+    return Sample(
+        reference_id=item,
+        width=width,
+        height=height,
+        mask=mask,
+        segments=segments,
+        file_name=image.get("file_name") if image else None,
+        metadata=image_metadata,
+    )
+
+
+def check_area_and_bbox(
+    ref: CocoRef, infos: list[dict[str, Any]], mask: Any, has_void: bool
+) -> None:
+    """Strict mode: the stored area and bbox must equal what the pixels say."""
+    areas, bboxes = segment_stats(mask, len(infos) + int(has_void))
+    for offset, info in enumerate(infos):
+        index = offset + int(has_void)
+        if "area" in info and info["area"] != areas[index]:
+            raise ItemError(
+                f"segment {info['id']}: area {info['area']} but {areas[index]} pixels",
+                rule="area-mismatch",
+                item=ref.reference_id,
+                file=ref.file,
+            )
+        if "bbox" in info and list(info["bbox"]) != bboxes[index].tolist():
+            raise ItemError(
+                f"segment {info['id']}: bbox {info['bbox']} "
+                f"but pixels span {bboxes[index].tolist()}",
+                rule="bbox-mismatch",
+                item=ref.reference_id,
+                file=ref.file,
+            )
+
+
+def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemError]:
+    """Schema problems of the panoptic JSON (at most 100), each naming its JSON path."""
+    json_path = find_json(path)
+    document = read_json(json_path)
+    for problem in schemas.problems(schemas.COCO_PANOPTIC, document)[:100]:
+        yield ItemError(problem, rule="schema", file=str(json_path))
+
+
+def detect(path: Path) -> bool:
+    """A JSON with panoptic ``segments_info`` annotations (or a folder with one)."""
+    try:
+        json_path = find_json(path)
+    except InputError:
+        return False
+    if json_path.suffix != ".json":
+        return False
+    with json_path.open("rb") as handle:
+        head = handle.read(1 << 20)
+    return b'"segments_info"' in head
+
+
+IMPORTER = Importer(
+    name="coco-panoptic",
+    aliases=("coco_panoptic",),
+    description="COCO panoptic: JSON + RGB PNGs (id = R + 256 G + 256^2 B, 0 = void)",
+    scan=scan,
+    load=load,
+    detect=detect,
+    check_documents=check_documents,
+    options=(
+        Option(
+            "png-dir",
+            "Folder of the panoptic PNGs (default: the JSON path without .json).",
+            type="path",
+        ),
+        Option(
+            "categories",
+            "COCO categories JSON to use (e.g. panoptic_coco_categories.json).",
+            type="path",
+        ),
+    ),
+)

@@ -1,0 +1,194 @@
+"""Write the hub as Nucleus annotation lines + mode "L" mask PNGs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segconvert import (
+    DEFAULT_VOID_LABEL,
+    Category,
+    ExportContext,
+    Exporter,
+    ItemError,
+    Option,
+    Sample,
+    UsageError,
+    atomic_open,
+    atomic_write_json,
+    json_native,
+    safe_join,
+    schemas,
+    write_png,
+)
+from segconvert_nucleus.layout import ANNOTATIONS, IMAGES, ITEMS, MASKS, TAXONOMY, is_remote
+
+MAX_SEGMENTS = 256
+"""Nucleus masks are uint8: at most 256 distinct indices, so at most 256 segments."""
+
+
+@dataclass(frozen=True)
+class NucleusRecord:
+    """What one item contributes to the aggregate files (already serialised and validated)."""
+
+    annotation_line: str
+    image_line: str
+    item_line: str | None
+
+
+def prepare(ctx: ExportContext) -> None:
+    """Check the URL options and make the masks folder."""
+    for key in ("mask_url_prefix", "image_url_prefix"):
+        prefix = ctx.options.get(key)
+        if prefix is not None and not is_remote(prefix):
+            raise UsageError(
+                f"--{key.replace('_', '-')} must start with s3://, gs://, https:// or http://, "
+                f"not {prefix!r}"
+            )
+    (ctx.output / MASKS).mkdir(parents=True, exist_ok=True)
+
+
+def mask_url(ctx: ExportContext, relative: str, path: Path) -> str:
+    """The ``mask_url`` of one mask: remote with a prefix, else a local path the SDK can open."""
+    prefix = ctx.options.get("mask_url_prefix")
+    if prefix:
+        return prefix.rstrip("/") + "/" + relative
+    if ctx.options.get("relative_mask_urls"):
+        return relative
+    return str(path.resolve())
+
+
+def compact_indices(sample: Sample) -> tuple[np.ndarray, dict[int, int]]:
+    """The mask as uint8 and the old -> new index map (identity when indices already fit)."""
+    indices = [s.index for s in sample.segments]
+    if not indices or max(indices) < MAX_SEGMENTS:
+        return sample.mask.astype(np.uint8, copy=False), {i: i for i in indices}
+    lut = np.zeros(max(indices) + 1, dtype=np.uint8)
+    mapping = {}
+    for new, old in enumerate(sorted(indices)):
+        lut[old] = new
+        mapping[old] = new
+    return lut[sample.mask], mapping
+
+
+def write_item(sample: Sample, ctx: ExportContext) -> NucleusRecord:
+    """Write one mask PNG and return the item's validated JSON lines."""
+    ref = sample.reference_id
+    if len(sample.segments) > MAX_SEGMENTS:
+        raise ItemError(
+            f"{len(sample.segments)} segments; a Nucleus mask holds at most {MAX_SEGMENTS}",
+            rule="too-many-segments",
+            item=ref,
+        )
+    mask, mapping = compact_indices(sample)
+    relative = f"{MASKS}/{ref}.png"
+    path = safe_join(ctx.output, relative, item=ref)
+    annotations = []
+    for segment in sorted(sample.segments, key=lambda s: mapping[s.index]):
+        entry: dict[str, Any] = {"label": segment.label, "index": mapping[segment.index]}
+        if segment.metadata is not None:
+            entry["metadata"] = json_native(segment.metadata)
+        annotations.append(entry)
+    line = {
+        "type": "mask",
+        "mask_url": mask_url(ctx, relative, path),
+        "annotations": annotations,
+        "annotation_id": sample.annotation_id,
+        "reference_id": ref,
+    }
+    schemas.validate(schemas.NUCLEUS_ANNOTATION, line, item=ref)
+    image = {
+        "reference_id": ref,
+        "file_name": sample.file_name,
+        "width": sample.width,
+        "height": sample.height,
+        "metadata": json_native(sample.metadata),
+    }
+    schemas.validate(schemas.IMAGE_RECORD, image, item=ref)
+    item_line = None
+    image_prefix = ctx.options.get("image_url_prefix")
+    if image_prefix:
+        item = {
+            "metadata": json_native(sample.metadata),
+            "reference_id": ref,
+            "width": sample.width,
+            "height": sample.height,
+            "image_url": image_prefix.rstrip("/") + "/" + (sample.file_name or f"{ref}.jpg"),
+        }
+        schemas.validate(schemas.NUCLEUS_ITEM, item, item=ref)
+        item_line = json.dumps(item)
+    write_png(path, mask)
+    return NucleusRecord(json.dumps(line), json.dumps(image), item_line)
+
+
+def taxonomy_document(categories: Iterable[Category], metadata: Any, void_label: str) -> Any:
+    """The ``taxonomy.json`` document for ``categories``."""
+    return {
+        "format": "segconvert-taxonomy",
+        "version": 1,
+        "void_label": void_label,
+        "categories": [
+            {
+                "id": c.id,
+                "name": c.name,
+                "supercategory": c.supercategory,
+                "isthing": c.isthing,
+                "color": list(c.color) if c.color is not None else None,
+                "metadata": json_native(c.metadata),
+            }
+            for c in categories
+        ],
+        "metadata": json_native(dict(metadata)),
+    }
+
+
+def write_dataset(records: Iterable[NucleusRecord], ctx: ExportContext) -> list[Path]:
+    """Stream the records into the JSON-lines files, then write the taxonomy."""
+    out = ctx.output
+    paths = [out / ANNOTATIONS, out / IMAGES]
+    with_items = bool(ctx.options.get("image_url_prefix"))
+    if with_items:
+        paths.append(out / ITEMS)
+    with ExitStack() as stack:
+        handles = [stack.enter_context(atomic_open(p)) for p in paths]
+        for record in records:
+            handles[0].write(record.annotation_line + "\n")
+            handles[1].write(record.image_line + "\n")
+            if with_items and record.item_line is not None:
+                handles[2].write(record.item_line + "\n")
+    taxonomy = taxonomy_document(ctx.categories, ctx.metadata, DEFAULT_VOID_LABEL)
+    schemas.validate(schemas.TAXONOMY, taxonomy, file=str(out / TAXONOMY))
+    atomic_write_json(out / TAXONOMY, taxonomy, indent=2)
+    return [*paths, out / TAXONOMY]
+
+
+EXPORTER = Exporter(
+    name="nucleus",
+    description="Scale Nucleus: annotations.jsonl + mode L mask PNGs (+ taxonomy for the way back)",
+    write_item=write_item,
+    write_dataset=write_dataset,
+    prepare=prepare,
+    options=(
+        Option(
+            "mask-url-prefix",
+            "Make every mask_url remote (s3://, gs://, https://): PREFIX/masks/<ref>.png; "
+            "the files are still written locally.",
+        ),
+        Option(
+            "image-url-prefix",
+            "Also write items.jsonl (Nucleus DatasetItems) with image_url = PREFIX/<file name>.",
+        ),
+        Option(
+            "relative-mask-urls",
+            "Write local mask_url paths relative to the output folder instead of absolute.",
+            type="flag",
+            default=False,
+        ),
+    ),
+)

@@ -1,0 +1,106 @@
+"""segconvert: lossless, validated conversion of segmentation datasets to and from Scale Nucleus.
+
+Everything a migration script or a plugin author needs is importable from here; the names
+in ``__all__`` are the public API (built-in formats use nothing else).
+
+    >>> from segconvert import convert
+    >>> report = convert("panoptic_val2017.json", "out/", to_format="nucleus")  # doctest: +SKIP
+    >>> report.exit_code  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+from segconvert import schemas
+from segconvert.convert import ERROR_REPORT_NAME, ConversionReport, convert
+from segconvert.descriptors import ExportContext, Exporter, Importer, Option
+from segconvert.errors import (
+    FormatConflictError,
+    InputError,
+    ItemError,
+    OutputError,
+    PluginError,
+    SegconvertError,
+    UnknownFormatError,
+    UsageError,
+    ValidationError,
+)
+from segconvert.files import (
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_json,
+    json_native,
+    parse_json_line,
+    read_json,
+    safe_join,
+)
+from segconvert.hookspecs import hookimpl
+from segconvert.masks import (
+    MAX_IMAGE_PIXELS,
+    encode_png,
+    ids_to_rgb_table,
+    paint,
+    read_png,
+    rgb_to_id,
+    segment_stats,
+    write_png,
+)
+from segconvert.model import (
+    DEFAULT_VOID_LABEL,
+    Category,
+    Dataset,
+    ItemRef,
+    MetaKey,
+    Sample,
+    Segment,
+    smallest_index_dtype,
+)
+from segconvert.registry import Registry, build_registry
+from segconvert.validate import validate_dataset
+
+__all__ = [
+    "DEFAULT_VOID_LABEL",
+    "ERROR_REPORT_NAME",
+    "MAX_IMAGE_PIXELS",
+    "Category",
+    "ConversionReport",
+    "Dataset",
+    "ExportContext",
+    "Exporter",
+    "FormatConflictError",
+    "Importer",
+    "InputError",
+    "ItemError",
+    "ItemRef",
+    "MetaKey",
+    "Option",
+    "OutputError",
+    "PluginError",
+    "Registry",
+    "Sample",
+    "SegconvertError",
+    "Segment",
+    "UnknownFormatError",
+    "UsageError",
+    "ValidationError",
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "build_registry",
+    "convert",
+    "encode_png",
+    "hookimpl",
+    "ids_to_rgb_table",
+    "json_native",
+    "paint",
+    "parse_json_line",
+    "read_json",
+    "read_png",
+    "rgb_to_id",
+    "safe_join",
+    "schemas",
+    "segment_stats",
+    "smallest_index_dtype",
+    "validate_dataset",
+    "write_png",
+]

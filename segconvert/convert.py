@@ -1,0 +1,337 @@
+"""The conversion pipeline: scan -> load -> write, per item, in-process or in worker processes.
+
+Per-item work (``Importer.load`` then ``Exporter.write_item``) runs in workers when
+``jobs > 1``; items are submitted in small chunks with a bounded number in flight, and their
+results come back in input order, so memory stays flat and the output is the same for any
+``jobs``. The exporter's ``write_dataset`` runs in the parent and consumes the records of the
+items that succeeded. Items that fail are recorded in a JSON-lines error report and counted;
+they never stop the run unless ``fail_fast`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from segconvert import schemas
+from segconvert.descriptors import ExportContext, Exporter, Importer, Option
+from segconvert.errors import ItemError, OutputError, UsageError
+from segconvert.files import atomic_open
+from segconvert.model import Dataset, ItemRef, Sample
+from segconvert.registry import Registry, build_registry
+
+ERROR_REPORT_NAME = "segconvert-errors.jsonl"
+"""File name of the per-item error report, written inside the output folder."""
+
+CHUNK_SIZE = 4
+"""Items per task sent to a worker."""
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion did: counts, failures, files written and time taken."""
+
+    source: Path
+    output: Path
+    from_format: str
+    to_format: str
+    converted: int = 0
+    failed: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    error_report: Path | None = None
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0: every item converted; 3: some failed, the rest written; 1: nothing converted."""
+        if self.failed == 0:
+            return 0
+        return 3 if self.converted else 1
+
+    @property
+    def items_per_second(self) -> float:
+        """Throughput over every item attempted."""
+        total = self.converted + self.failed
+        return total / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        """One human-readable line."""
+        line = (
+            f"{self.from_format} -> {self.to_format}: {self.converted} converted, "
+            f"{self.failed} failed in {self.seconds:.1f}s ({self.items_per_second:.1f} items/s)"
+        )
+        if self.error_report:
+            line += f"; errors in {self.error_report}"
+        return line
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able summary for scripts."""
+        return {
+            "source": str(self.source),
+            "output": str(self.output),
+            "from": self.from_format,
+            "to": self.to_format,
+            "converted": self.converted,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+            "items_per_second": round(self.items_per_second, 2),
+            "error_report": str(self.error_report) if self.error_report else None,
+            "exit_code": self.exit_code,
+        }
+
+
+def split_options(
+    importer: Importer, exporter: Exporter, options: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split one options mapping into the importer's and the exporter's, defaults filled in.
+
+    Keys may be given kebab- or snake-case. A key neither format takes is a usage error.
+    """
+    given = {k.replace("-", "_"): v for k, v in (options or {}).items() if v is not None}
+    known_import = {o.key: o for o in importer.options}
+    known_export = {o.key: o for o in exporter.options}
+    unknown = sorted(set(given) - set(known_import) - set(known_export))
+    if unknown:
+        names = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise UsageError(
+            f"option(s) {names} not accepted by importer {importer.name!r} "
+            f"or exporter {exporter.name!r}"
+        )
+    return _with_defaults(known_import, given), _with_defaults(known_export, given)
+
+
+def _with_defaults(known: Mapping[str, Option], given: Mapping[str, Any]) -> dict[str, Any]:
+    values = {}
+    for key, option in known.items():
+        value = given.get(key, option.default)
+        if option.choices and value is not None and value not in option.choices:
+            raise UsageError(
+                f"--{option.name} must be one of {', '.join(option.choices)}, not {value!r}"
+            )
+        values[key] = value
+    return values
+
+
+def prepare_output(output: Path, source: Path, overwrite: bool) -> None:
+    """Refuse a non-empty output folder (unless ``overwrite``) or one that is the source."""
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"output {output} exists and is not a folder")
+    resolved = output.resolve()
+    source_dir = source.resolve() if source.is_dir() else source.resolve().parent
+    if resolved == source_dir:
+        raise OutputError(f"output {output} is the source folder; choose another")
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise OutputError(f"output folder {output} is not empty; pass --overwrite to write into it")
+    output.mkdir(parents=True, exist_ok=True)
+
+
+# ---------------------------------------------------------------- per-item work
+
+
+@dataclass(frozen=True)
+class ItemJob:
+    """Everything a worker needs, sent once per worker."""
+
+    loader: Callable[[ItemRef, Any], Sample]
+    load_context: Any
+    write_item: Callable[[Sample, ExportContext], Any]
+    export_context: ExportContext
+
+    def run(self, ref: ItemRef) -> tuple[bool, Any]:
+        """``(True, record)`` or ``(False, error record)`` for one item."""
+        if isinstance(ref, RejectedItem):
+            return False, ref.error.to_record()
+        try:
+            sample = self.loader(ref, self.load_context)
+            sample.check()
+            return True, self.write_item(sample, self.export_context)
+        except ItemError as exc:
+            return False, exc.to_record()
+        except Exception as exc:  # a bug in one item must not kill the other 100k
+            item = getattr(ref, "reference_id", None)
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            return False, {"item": item, "file": None, "rule": "internal-error", "message": message}
+
+
+@dataclass(frozen=True)
+class RejectedItem:
+    """An item refused before loading (e.g. its reference id was already used)."""
+
+    error: ItemError
+
+
+def unique_references(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
+    """``refs`` with every repeat of an already seen ``reference_id`` turned into an error.
+
+    Two items with one reference id would write the same mask file; the first one wins.
+    """
+    seen: set[str] = set()
+    for ref in refs:
+        reference_id = getattr(ref, "reference_id", None)
+        if reference_id is not None:
+            if reference_id in seen:
+                yield RejectedItem(
+                    ItemError(
+                        f"reference id {reference_id!r} is used by an earlier item",
+                        rule="duplicate-reference-id",
+                        item=reference_id,
+                        file=getattr(ref, "file", None),
+                    )
+                )
+                continue
+            seen.add(reference_id)
+        yield ref
+
+
+_worker_job: ItemJob | None = None
+
+
+def _init_worker(job: ItemJob) -> None:
+    global _worker_job
+    _worker_job = job
+
+
+def _run_chunk(refs: list[ItemRef]) -> list[tuple[bool, Any]]:
+    assert _worker_job is not None
+    return [_worker_job.run(ref) for ref in refs]
+
+
+def _chunks(items: Iterable[ItemRef], size: int) -> Iterator[list[ItemRef]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def run_items(job: ItemJob, refs: Iterable[ItemRef], jobs: int) -> Iterator[tuple[bool, Any]]:
+    """Results of ``job.run`` over ``refs``, in input order, with ``jobs`` processes."""
+    if jobs <= 1:
+        for ref in refs:
+            yield job.run(ref)
+        return
+    with multiprocessing.get_context().Pool(jobs, _init_worker, (job,)) as pool:
+        in_flight: deque[Any] = deque()
+        limit = 4 * jobs
+        for chunk in _chunks(refs, CHUNK_SIZE):
+            in_flight.append(pool.apply_async(_run_chunk, (chunk,)))
+            while len(in_flight) >= limit:
+                yield from in_flight.popleft().get()
+        while in_flight:
+            yield from in_flight.popleft().get()
+
+
+# ---------------------------------------------------------------- the whole conversion
+
+
+def default_jobs() -> int:
+    """All the cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def convert(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    to_format: str,
+    from_format: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    overwrite: bool = False,
+    registry: Registry | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> ConversionReport:
+    """Convert the dataset at ``source`` into ``output`` as ``to_format``.
+
+    Args:
+        source: a file or folder the importer understands.
+        output: the folder to write; must be empty unless ``overwrite``.
+        to_format: exporter name, e.g. ``"nucleus"``.
+        from_format: importer name; detected from ``source`` when omitted.
+        options: format options by name (``{"mask_url_prefix": "s3://b/masks/"}``).
+        jobs: worker processes; ``None`` uses every core, ``1`` runs in-process.
+        fail_fast: raise the first item error instead of recording it and going on.
+        overwrite: write into a non-empty output folder (files segconvert did not write stay).
+        registry: the formats to use; by default built-ins plus installed plugins.
+        progress: called after every item with ``(items done, total or None)``.
+
+    Returns:
+        A :class:`ConversionReport`; its ``exit_code`` says whether every item made it.
+
+    Raises:
+        SegconvertError: when nothing can be done (unknown format, unreadable input, ...).
+    """
+    started = time.perf_counter()
+    source_path, output_path = Path(source), Path(output)
+    registry = registry or build_registry()
+    importer = registry.importer(from_format) if from_format else registry.detect(source_path)
+    exporter = registry.exporter(to_format)
+    import_options, export_options = split_options(importer, exporter, options)
+    for descriptor in (importer, exporter):
+        missing = descriptor.missing_requirements()
+        if missing:
+            raise UsageError(f"format {descriptor.name!r} needs {', '.join(missing)} installed")
+    if not source_path.exists():
+        raise UsageError(f"source {source_path} does not exist")
+    prepare_output(output_path, source_path, overwrite)
+
+    dataset: Dataset = importer.open(source_path, import_options)
+    context = ExportContext(
+        output=output_path,
+        categories=tuple(dataset.categories),
+        options=export_options,
+        metadata=dataset.metadata,
+    )
+    if exporter.prepare:
+        exporter.prepare(context)
+    assert dataset.loader is not None
+    job = ItemJob(dataset.loader, dataset.context, exporter.write_item, context)
+    report = ConversionReport(source_path, output_path, importer.name, exporter.name)
+
+    def records() -> Iterator[Any]:
+        refs = unique_references(dataset.items)
+        for done, (ok, result) in enumerate(run_items(job, refs, jobs or default_jobs()), 1):
+            if progress:
+                progress(done, dataset.size)
+            if ok:
+                report.converted += 1
+                yield result
+            else:
+                report.failed += 1
+                report.errors.append(result)
+                if fail_fast:
+                    raise ItemError(
+                        f"{result['item']}: {result['message']} (--fail-fast)",
+                        rule=result["rule"],
+                        item=result["item"],
+                        file=result["file"],
+                    )
+
+    report.files = exporter.write_dataset(records(), context)
+    report.error_report = write_error_report(output_path, report.errors)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def write_error_report(output: Path, errors: list[dict[str, Any]]) -> Path | None:
+    """Write the JSON-lines error report (validated) if there were errors; return its path."""
+    path = output / ERROR_REPORT_NAME
+    if not errors:
+        path.unlink(missing_ok=True)  # a stale report of an earlier run into this folder
+        return None
+    with atomic_open(path) as handle:
+        for record in errors:
+            schemas.validate(schemas.ERROR_REPORT, record)
+            handle.write(json.dumps(record) + "\n")
+    return path

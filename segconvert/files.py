@@ -1,0 +1,112 @@
+"""File helpers shared by the host and plugins: atomic writes, safe paths, JSON reading.
+
+Nothing segconvert writes is ever half-written: every file goes to a temporary name in the
+same folder and is renamed into place. Paths taken from input documents are untrusted and
+must stay inside the dataset folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+from segconvert.errors import InputError, ItemError
+
+
+@contextmanager
+def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; rename it onto ``path`` only on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+
+
+def atomic_write_json(path: Path, document: Any, *, indent: int | None = None) -> None:
+    """Write ``document`` as JSON to ``path`` atomically."""
+    with atomic_open(path, "w") as handle:
+        json.dump(document, handle, indent=indent, allow_nan=False)
+        handle.write("\n")
+
+
+def safe_join(root: Path, relative: str, *, item: str | None = None) -> Path:
+    """``root / relative``, refusing names that would leave ``root``.
+
+    Absolute paths, ``..`` components and symlinks that resolve outside ``root`` raise
+    :class:`ItemError` with rule ``unsafe-path``.
+    """
+    pure = PurePosixPath(relative.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
+        raise ItemError(
+            f"file name {relative!r} leaves the dataset folder", rule="unsafe-path", item=item
+        )
+    candidate = root.joinpath(*pure.parts)
+    resolved_root = root.resolve()
+    resolved = candidate.resolve()
+    if resolved != resolved_root and resolved_root not in resolved.parents:
+        raise ItemError(
+            f"file name {relative!r} resolves outside the dataset folder (symlink?)",
+            rule="unsafe-path",
+            item=item,
+        )
+    return candidate
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; malformed JSON raises :class:`InputError` naming file, line and column."""
+    try:
+        with path.open("rb") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file", file=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+            file=str(path),
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text ({exc.reason})", file=str(path)) from None
+
+
+def parse_json_line(line: str, path: Path, lineno: int) -> Any:
+    """Parse one JSON-lines record; errors name the file, line and column."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}: invalid JSON at line {lineno}, column {exc.colno}: {exc.msg}",
+            file=str(path),
+        ) from None
+
+
+def json_native(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays turned into Python ints, floats and lists.
+
+    NaN and infinity are refused (``ValueError``): the Nucleus SDK and strict JSON both do.
+    """
+    if isinstance(value, dict):
+        return {str(k): json_native(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_native(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return json_native(value.tolist())
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        raise ValueError(f"{value} is not valid JSON")
+    return value

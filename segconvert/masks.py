@@ -1,0 +1,168 @@
+"""Pixel helpers for plugin authors: PNG read/write, RGB <-> id, per-segment area and bbox.
+
+PNGs go through Pillow and numpy, with the PNG mode checked on read (a palette image is not
+an id map) and the size checked before decoding (decompression bombs).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from segconvert.errors import ItemError
+from segconvert.files import atomic_write_bytes
+
+MAX_IMAGE_PIXELS = 1 << 28
+"""Largest mask (width x height) segconvert will decode: 268,435,456 pixels, e.g. 16384 x 16384."""
+
+PNG_COMPRESS_LEVEL = 1
+"""zlib level for masks: level 1 is several times faster than 6 and barely larger on masks."""
+
+_MODES_BY_KIND = {"rgb": ("RGB",), "gray8": ("L",), "gray16": ("I;16", "I;16B", "I", "I;16L")}
+
+
+def read_png(path: Path, kind: str, *, item: str | None = None) -> npt.NDArray[Any]:
+    """Decode a PNG mask, insisting on its kind.
+
+    Args:
+        kind: ``"rgb"`` (H x W x 3 uint8), ``"gray8"`` (H x W uint8) or ``"gray16"``
+            (H x W uint16).
+
+    Raises:
+        ItemError: ``png-missing``, ``png-unreadable``, ``png-too-large`` or ``png-mode``.
+    """
+    file = str(path)
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise ItemError(f"{path}: no such file", rule="png-missing", item=item, file=file) from None
+    with handle:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(handle)
+                image_format = image.format
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise ItemError(
+                f"{path}: not a readable PNG ({exc})", rule="png-unreadable", item=item, file=file
+            ) from None
+        except Image.DecompressionBombWarning:
+            raise ItemError(
+                f"{path}: image too large to decode", rule="png-too-large", item=item, file=file
+            ) from None
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise ItemError(
+                f"{path}: {width}x{height} exceeds the limit of {MAX_IMAGE_PIXELS} pixels",
+                rule="png-too-large",
+                item=item,
+                file=file,
+            )
+        if image_format != "PNG":
+            raise ItemError(
+                f"{path}: is {image_format}, not PNG", rule="png-unreadable", item=item, file=file
+            )
+        if image.mode not in _MODES_BY_KIND[kind]:
+            raise ItemError(
+                f"{path}: PNG mode {image.mode!r}, expected {_describe(kind)}",
+                rule="png-mode",
+                item=item,
+                file=file,
+            )
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ItemError(
+                f"{path}: corrupt or truncated PNG ({exc})",
+                rule="png-unreadable",
+                item=item,
+                file=file,
+            ) from None
+        array = np.asarray(image)
+    if kind == "gray16":
+        array = array.astype(np.uint16, copy=False)
+    return array
+
+
+def _describe(kind: str) -> str:
+    return {"rgb": "8-bit RGB", "gray8": "8-bit grayscale ('L')", "gray16": "16-bit grayscale"}[
+        kind
+    ]
+
+
+def encode_png(array: npt.NDArray[Any]) -> bytes:
+    """Encode a uint8 H x W (mode L), uint8 H x W x 3 (RGB) or uint16 H x W array as PNG."""
+    if array.dtype == np.uint16 and array.ndim == 2:
+        image = Image.frombuffer(
+            "I;16", (array.shape[1], array.shape[0]), np.ascontiguousarray(array).tobytes()
+        )
+    elif array.dtype == np.uint8 and array.ndim == 2:
+        image = Image.fromarray(array)  # uint8 2-D arrays become mode "L"
+    elif array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3:
+        image = Image.fromarray(array)
+    else:
+        raise TypeError(f"cannot encode {array.dtype} array of shape {array.shape} as a PNG mask")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def write_png(path: Path, array: npt.NDArray[Any]) -> None:
+    """Encode ``array`` (see :func:`encode_png`) and write it to ``path`` atomically."""
+    atomic_write_bytes(path, encode_png(array))
+
+
+def rgb_to_id(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
+    """COCO panoptic colour -> id: ``R + 256 * G + 256**2 * B`` (H x W x 3 uint8 -> H x W)."""
+    r = rgb[..., 0].astype(np.uint32)
+    r |= rgb[..., 1].astype(np.uint32) << 8
+    r |= rgb[..., 2].astype(np.uint32) << 16
+    return r
+
+
+def ids_to_rgb_table(ids: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+    """Ids -> an (N, 3) uint8 colour table, the inverse of :func:`rgb_to_id` for ids < 2**24."""
+    values = np.asarray(ids, dtype=np.uint32)
+    return np.stack([values & 0xFF, (values >> 8) & 0xFF, (values >> 16) & 0xFF], axis=-1).astype(
+        np.uint8
+    )
+
+
+def paint(index_mask: npt.NDArray[Any], table: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Map every pixel's index through ``table`` (a lookup table, one row per index)."""
+    return np.take(table, index_mask, axis=0)
+
+
+def segment_stats(
+    index_mask: npt.NDArray[Any], count: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Area and tight XYWH bbox of every index ``0..count-1`` in one pass.
+
+    Returns ``(areas, bboxes)``: ``areas[i]`` is the pixel count of index ``i``;
+    ``bboxes[i]`` is ``[x, y, w, h]`` with ``w = max col - min col + 1`` (COCO's
+    convention), or zeros when ``i`` is absent.
+    """
+    height, width = index_mask.shape
+    flat = index_mask.ravel()
+    areas = np.bincount(flat, minlength=count)[:count].astype(np.int64)
+    rows = np.zeros((count, height), dtype=bool)
+    cols = np.zeros((count, width), dtype=bool)
+    rows[index_mask, np.arange(height)[:, None]] = True
+    cols[index_mask, np.arange(width)[None, :]] = True
+    bboxes = np.zeros((count, 4), dtype=np.int64)
+    present = areas > 0
+    if present.any():
+        r = rows[present]
+        c = cols[present]
+        y0 = r.argmax(axis=1)
+        y1 = height - 1 - r[:, ::-1].argmax(axis=1)
+        x0 = c.argmax(axis=1)
+        x1 = width - 1 - c[:, ::-1].argmax(axis=1)
+        bboxes[present] = np.stack([x0, y0, x1 - x0 + 1, y1 - y0 + 1], axis=1)
+    return areas, bboxes

@@ -1,0 +1,162 @@
+"""The hub: the one in-memory form every importer reads into and every exporter writes from.
+
+It is the Nucleus idea -- one index mask per image plus a list of :class:`Segment` s -- widened
+only where Nucleus's wire limits would lose data: the mask may hold more than 256 indices,
+and the taxonomy (:class:`Category`) travels with the dataset.
+
+Segment metadata keys that carry what the source formats need to come back unchanged are
+named once, in :class:`MetaKey`, and documented in the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from segconvert.errors import ItemError
+
+IndexMask = npt.NDArray[np.unsignedinteger[Any]]
+
+
+class MetaKey:
+    """Standard :attr:`Segment.metadata` keys (the only place they are spelled)."""
+
+    CATEGORY_ID = "category_id"
+    """int: the dataset category id of the segment (absent on the void segment)."""
+    ISCROWD = "iscrowd"
+    """int 0/1: COCO crowd flag (a group of instances annotated as one region)."""
+    SOURCE_ID = "source_id"
+    """int: the segment's id in its source format (COCO panoptic segment id,
+    Cityscapes instanceIds value); exporters reuse it so ids survive a round trip."""
+    VOID = "void"
+    """bool: True marks the segment holding the unlabelled (void) pixels."""
+
+
+DEFAULT_VOID_LABEL = "void"
+
+
+@dataclass(frozen=True)
+class Category:
+    """A dataset-level class.
+
+    ``isthing`` says whether the class has countable instances (COCO ``isthing``,
+    Cityscapes ``hasInstances``); ``color`` is the RGB display colour, when the source has one.
+    """
+
+    id: int
+    name: str
+    supercategory: str = ""
+    isthing: bool = True
+    color: tuple[int, int, int] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class Segment:
+    """One index of a mask: exactly Nucleus's ``Segment`` (label, index, metadata)."""
+
+    label: str
+    index: int
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def is_void(self) -> bool:
+        """True when this segment holds the void (unlabelled) pixels."""
+        return bool(self.metadata and self.metadata.get(MetaKey.VOID))
+
+    @property
+    def category_id(self) -> int | None:
+        """The category id recorded in the metadata, if any."""
+        if not self.metadata:
+            return None
+        value = self.metadata.get(MetaKey.CATEGORY_ID)
+        return int(value) if value is not None else None
+
+
+@dataclass
+class Sample:
+    """One image: its identity, size, index mask and segments.
+
+    ``mask`` is H x W of the smallest unsigned dtype that holds its indices; every value
+    present in it has exactly one segment. ``metadata`` holds image-level facts from the source
+    (e.g. the COCO image id and record) so exporters can restore them.
+    """
+
+    reference_id: str
+    width: int
+    height: int
+    mask: IndexMask
+    segments: list[Segment]
+    annotation_id: str | None = None
+    file_name: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        """Check the hub invariants; raise :class:`ItemError` naming the rule broken."""
+        if self.mask.ndim != 2 or self.mask.shape != (self.height, self.width):
+            raise ItemError(
+                f"mask is {self.mask.shape}, image is {self.height}x{self.width}",
+                rule="mask-size",
+                item=self.reference_id,
+            )
+        indices = [s.index for s in self.segments]
+        if len(set(indices)) != len(indices):
+            raise ItemError(
+                "duplicate segment index", rule="duplicate-index", item=self.reference_id
+            )
+        present = np.flatnonzero(np.bincount(self.mask.ravel()))
+        missing = sorted(set(present.tolist()) - set(indices))
+        if missing:
+            raise ItemError(
+                f"mask values without a segment: {missing[:10]}",
+                rule="unlisted-index",
+                item=self.reference_id,
+            )
+
+
+ItemRef = Any
+"""A cheap, picklable reference to one item of a source; only its importer reads it."""
+
+
+@dataclass
+class Dataset:
+    """Categories plus a lazy stream of samples; nothing holds all masks at once.
+
+    ``items`` yields cheap :data:`ItemRef` s; ``loader(ref, context)`` turns one into a
+    :class:`Sample` and may run in a worker process (so it and ``context`` must pickle).
+    """
+
+    categories: list[Category]
+    items: Iterable[ItemRef]
+    loader: Callable[[ItemRef, Any], Sample] | None = None
+    context: Any = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    size: int | None = None
+    """How many items ``items`` will yield, when known cheaply (for progress bars)."""
+
+    def load(self, ref: ItemRef) -> Sample:
+        """Load one item from its reference."""
+        if self.loader is None:
+            raise TypeError("this Dataset has no loader")
+        return self.loader(ref, self.context)
+
+    def __iter__(self) -> Iterator[Sample]:
+        for ref in self.items:
+            yield self.load(ref)
+
+    def category_by_id(self) -> dict[int, Category]:
+        """Categories keyed by id."""
+        return {c.id: c for c in self.categories}
+
+
+def smallest_index_dtype(count: int) -> type[np.unsignedinteger[Any]]:
+    """The smallest unsigned dtype able to hold indices ``0..count-1``."""
+    if count <= 1 << 8:
+        return np.uint8
+    if count <= 1 << 16:
+        return np.uint16
+    return np.uint32

@@ -1,0 +1,91 @@
+"""Load the JSON Schemas in ``schemas/`` and validate documents against them.
+
+Schemas ship inside the wheel as ``segconvert/schemas``; in a source checkout they are read
+from the top-level ``schemas/`` folder. Validators are compiled once per process.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+
+from segconvert.errors import ValidationError
+
+NUCLEUS_ANNOTATION = "nucleus-annotation"
+NUCLEUS_ANNOTATION_INPUT = "nucleus-annotation-input"
+NUCLEUS_ITEM = "nucleus-item"
+TAXONOMY = "segconvert-taxonomy"
+IMAGE_RECORD = "segconvert-image"
+COCO_PANOPTIC = "coco-panoptic"
+ERROR_REPORT = "segconvert-error"
+
+
+def schema_dir() -> Path:
+    """The folder holding the ``*.schema.json`` files (package data, else the checkout)."""
+    packaged = resources.files("segconvert") / "schemas"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    checkout = Path(__file__).resolve().parent.parent / "schemas"
+    if checkout.is_dir():
+        return checkout
+    raise FileNotFoundError("segconvert's schemas/ folder is missing from this installation")
+
+
+def schema_names() -> list[str]:
+    """Names of every schema available."""
+    return sorted(p.name.removesuffix(".schema.json") for p in schema_dir().glob("*.schema.json"))
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    """The schema document called ``name`` (file ``schemas/<name>.schema.json``)."""
+    path = schema_dir() / f"{name}.schema.json"
+    with path.open(encoding="utf-8") as handle:
+        schema: dict[str, Any] = json.load(handle)
+    return schema
+
+
+@cache
+def validator(name: str, definition: str | None = None) -> Draft202012Validator:
+    """A compiled validator for schema ``name``, or for one of its ``$defs`` entries."""
+    schema = load_schema(name)
+    if definition is not None:
+        schema = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def problems(name: str, instance: Any, definition: str | None = None) -> list[str]:
+    """Every schema violation of ``instance``, as ``"<json path>: <message>"`` strings."""
+    found = []
+    for error in validator(name, definition).iter_errors(instance):
+        found.append(f"{error.json_path}: {error.message}")
+    return found
+
+
+def validate(
+    name: str,
+    instance: Any,
+    definition: str | None = None,
+    *,
+    item: str | None = None,
+    file: str | None = None,
+) -> None:
+    """Raise :class:`~segconvert.errors.ValidationError` (rule ``schema``) if invalid."""
+    checker = validator(name, definition)
+    if checker.is_valid(instance):
+        return
+    error = best_match(checker.iter_errors(instance))
+    where = f"{name}" + (f"#/$defs/{definition}" if definition else "")
+    raise ValidationError(
+        f"does not match schema {where}: {error.json_path}: {error.message}",
+        rule="schema",
+        item=item,
+        file=file,
+    )
