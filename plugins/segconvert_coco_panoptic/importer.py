@@ -52,6 +52,7 @@ class CocoRef:
     annotation_extras: Mapping[str, Any]
     file: str
     error: tuple[str, str] | None = None
+    image_id: Any = None
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,9 @@ def find_json(path: Path) -> Path:
     if path.is_file():
         return path
     candidates = sorted(path.glob("*.json")) + sorted(path.glob("annotations/*.json"))
-    panoptic = [p for p in candidates if p.name.startswith("panoptic")]
-    chosen = panoptic or candidates
+    # The COCO convention: the JSON sits next to a folder of PNGs with the same stem.
+    with_pngs = [p for p in candidates if p.with_suffix("").is_dir()]
+    chosen = with_pngs or candidates
     if len(chosen) == 1:
         return chosen[0]
     if not chosen:
@@ -186,7 +188,15 @@ def iter_refs(document: dict[str, Any], png_dir: Path, file: str) -> Iterator[Co
             yield _error_ref(reference_id, file, exc.rule, str(exc))
             continue
         extras = {k: v for k, v in annotation.items() if k not in ANNOTATION_KEYS}
-        yield CocoRef(reference_id, str(png), annotation.get("segments_info"), image, extras, file)
+        yield CocoRef(
+            reference_id,
+            str(png),
+            annotation.get("segments_info"),
+            image,
+            extras,
+            file,
+            image_id=image_id,
+        )
     for image_id, image in by_id.items():
         if image_id not in annotated:
             yield _error_ref(
@@ -302,7 +312,7 @@ def load(ref: CocoRef, ctx: CocoContext) -> Sample:
         )
     if ctx.strict:
         check_area_and_bbox(ref, infos, mask, has_void)
-    image_metadata: dict[str, Any] = {"image": image if image is not None else {"id": item}}
+    image_metadata: dict[str, Any] = {"image": image if image is not None else {"id": ref.image_id}}
     if ref.annotation_extras:
         image_metadata["annotation"] = dict(ref.annotation_extras)
     return Sample(

@@ -1,0 +1,178 @@
+"""Builders for small synthetic datasets and readers for what segconvert writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures"
+PANOPTICAPI = FIXTURES / "coco-panoptic" / "panopticapi"
+TRANSFORMERS = FIXTURES / "coco-panoptic" / "transformers"
+REALDATA = Path(os.environ.get("SEGCONVERT_REALDATA", REPO.parent / "shared" / "realdata"))
+
+CATEGORIES = [
+    {"id": 1, "name": "person", "supercategory": "person", "isthing": 1, "color": [220, 20, 60]},
+    {"id": 3, "name": "car", "supercategory": "vehicle", "isthing": 1, "color": [0, 0, 142]},
+    {"id": 184, "name": "sky", "supercategory": "sky", "isthing": 0, "color": [70, 130, 180]},
+]
+
+
+@dataclass
+class ImageSpec:
+    """One synthetic panoptic image: rectangles of segment ids painted on void."""
+
+    name: str
+    width: int = 40
+    height: int = 30
+    # (segment id, category id, iscrowd, (y0, y1, x0, x1))
+    segments: list[tuple[int, int, int, tuple[int, int, int, int]]] = field(default_factory=list)
+    image_id: int | str | None = None
+
+
+def grid_spec(name: str, count: int, cell: int = 3) -> ImageSpec:
+    """An image with ``count`` small square segments (for the 256-segment limit)."""
+    columns = 20
+    rows = (count + columns - 1) // columns
+    spec = ImageSpec(name, width=columns * cell, height=rows * cell)
+    for k in range(count):
+        y, x = divmod(k, columns)
+        spec.segments.append((1000 + k, 1, 0, (y * cell, (y + 1) * cell, x * cell, (x + 1) * cell)))
+    return spec
+
+
+def default_spec(name: str, seed: int = 0) -> ImageSpec:
+    """Sky on top, a car, two people and a crowd of people, some void."""
+    s = seed
+    return ImageSpec(
+        name,
+        segments=[
+            (5000000 + s, 184, 0, (0, 10, 0, 40)),
+            (1001 + s, 3, 0, (12, 20, 2, 14)),
+            (77 + s, 1, 0, (12, 28, 16, 20)),
+            (78 + s, 1, 0, (12, 28, 22, 26)),
+            (90 + s, 1, 1, (20, 30, 28, 40)),
+        ],
+    )
+
+
+def paint_ids(spec: ImageSpec) -> np.ndarray:
+    """The H x W uint32 id map of ``spec``."""
+    ids = np.zeros((spec.height, spec.width), dtype=np.uint32)
+    for segment_id, _, _, (y0, y1, x0, x1) in spec.segments:
+        ids[y0:y1, x0:x1] = segment_id
+    return ids
+
+
+def ids_to_rgb(ids: np.ndarray) -> np.ndarray:
+    """COCO panoptic colour encoding of an id map."""
+    return np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)
+
+
+def write_coco_panoptic(
+    root: Path,
+    specs: list[ImageSpec],
+    *,
+    name: str = "panoptic_val",
+    skip_png: set[str] = frozenset(),
+) -> Path:
+    """Write ``root/name.json`` and ``root/name/*.png``; return the JSON path."""
+    png_dir = root / name
+    png_dir.mkdir(parents=True, exist_ok=True)
+    images, annotations = [], []
+    for number, spec in enumerate(specs, start=1):
+        image_id = spec.image_id if spec.image_id is not None else number
+        ids = paint_ids(spec)
+        infos = []
+        for segment_id, category_id, iscrowd, _ in spec.segments:
+            ys, xs = np.nonzero(ids == segment_id)
+            if len(ys) == 0:
+                continue
+            bbox = [
+                int(xs.min()),
+                int(ys.min()),
+                int(xs.max() - xs.min() + 1),
+                int(ys.max() - ys.min() + 1),
+            ]
+            infos.append(
+                {
+                    "id": segment_id,
+                    "category_id": category_id,
+                    "iscrowd": iscrowd,
+                    "area": int(len(ys)),
+                    "bbox": bbox,
+                }
+            )
+        images.append(
+            {
+                "id": image_id,
+                "file_name": f"{spec.name}.jpg",
+                "width": spec.width,
+                "height": spec.height,
+            }
+        )
+        annotations.append(
+            {"image_id": image_id, "file_name": f"{spec.name}.png", "segments_info": infos}
+        )
+        if spec.name not in skip_png:
+            Image.fromarray(ids_to_rgb(ids)).save(png_dir / f"{spec.name}.png")
+    document = {
+        "info": {"description": "synthetic"},
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": CATEGORIES,
+    }
+    path = root / f"{name}.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def read_panoptic(json_path: Path, png_dir: Path | None = None) -> dict[str, Any]:
+    """``{reference: (image, annotation, id map)}`` of a COCO panoptic dataset."""
+    document = json.loads(json_path.read_text())
+    png_dir = png_dir or json_path.with_suffix("")
+    images = {i["id"]: i for i in document.get("images", [])}
+    result = {}
+    for annotation in document["annotations"]:
+        rgb = np.asarray(Image.open(png_dir / annotation["file_name"]).convert("RGB")).astype(
+            np.uint32
+        )
+        ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+        result[Path(annotation["file_name"]).stem] = (
+            images.get(annotation["image_id"]),
+            annotation,
+            ids,
+        )
+    return result
+
+
+def read_jsonl(path: Path) -> list[Any]:
+    """Every record of a JSON-lines file."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def segconvert_command() -> list[str]:
+    """The installed ``segconvert`` script next to this interpreter (else ``python -m``)."""
+    script = Path(sys.executable).parent / "segconvert"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "segconvert.cli"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``segconvert ARGS`` in a fresh process, as a user would."""
+    return subprocess.run(
+        [*segconvert_command(), *args],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+    )

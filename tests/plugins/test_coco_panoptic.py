@@ -1,0 +1,318 @@
+"""coco-panoptic importer and exporter: lossless round trips through Nucleus, and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import (
+    PANOPTICAPI,
+    REALDATA,
+    TRANSFORMERS,
+    ImageSpec,
+    default_spec,
+    read_panoptic,
+    run_cli,
+    write_coco_panoptic,
+)
+from PIL import Image
+
+from segconvert import Registry, convert, validate_dataset
+
+SEGMENT_FIELDS = ("id", "category_id", "iscrowd", "area", "bbox")
+CATEGORY_FIELDS = ("id", "name", "supercategory", "isthing", "color")
+
+
+def round_trip(source: Path, tmp_path: Path, registry: Registry, **options: str) -> Path:
+    """coco-panoptic -> nucleus -> coco-panoptic; returns the final JSON path."""
+    nucleus = tmp_path / "nucleus"
+    back = tmp_path / "back"
+    first = convert(
+        source,
+        nucleus,
+        from_format="coco-panoptic",
+        to_format="nucleus",
+        options=options,
+        registry=registry,
+        jobs=1,
+    )
+    assert first.exit_code == 0, first.errors
+    second = convert(
+        nucleus, back, from_format="nucleus", to_format="coco-panoptic", registry=registry, jobs=1
+    )
+    assert second.exit_code == 0, second.errors
+    return back / "panoptic.json"
+
+
+def assert_same_panoptic(original: dict, result: dict) -> None:
+    assert original.keys() == result.keys()
+    for reference, (_, annotation, ids) in original.items():
+        _, result_annotation, result_ids = result[reference]
+        assert np.array_equal(ids, result_ids), f"{reference}: segment ids differ per pixel"
+        expected = [{k: s[k] for k in SEGMENT_FIELDS} for s in annotation["segments_info"]]
+        got = [{k: s[k] for k in SEGMENT_FIELDS} for s in result_annotation["segments_info"]]
+        assert got == expected
+
+
+def test_panopticapi_sample_survives_nucleus_round_trip_exactly(tmp_path, registry):
+    source = PANOPTICAPI / "panoptic_examples.json"
+    result_json = round_trip(source, tmp_path, registry)
+    original, result = json.loads(source.read_text()), json.loads(result_json.read_text())
+    assert_same_panoptic(read_panoptic(source), read_panoptic(result_json))
+    assert [{k: c[k] for k in CATEGORY_FIELDS} for c in result["categories"]] == [
+        {k: c[k] for k in CATEGORY_FIELDS} for c in original["categories"]
+    ]
+    # Everything else comes back too: image records, info, licenses.
+    assert result["images"] == original["images"]
+    assert result["info"] == original["info"] and result["licenses"] == original["licenses"]
+    assert result["annotations"] == original["annotations"]
+
+
+def test_transformers_bare_segments_list_survives_round_trip(tmp_path, registry):
+    source = TRANSFORMERS / "coco_panoptic_annotations.txt"
+    categories = PANOPTICAPI / "panoptic_coco_categories.json"
+    result_json = round_trip(
+        source,
+        tmp_path,
+        registry,
+        png_dir=str(TRANSFORMERS / "coco_panoptic"),
+        categories=str(categories),
+    )
+    original_ids = np.asarray(Image.open(TRANSFORMERS / "coco_panoptic" / "000000039769.png"))
+    original_ids = original_ids.astype(np.uint32) @ np.array([1, 256, 65536], dtype=np.uint32)
+    result = read_panoptic(result_json)
+    _, annotation, ids = result["000000039769"]
+    assert np.array_equal(ids, original_ids)
+    expected = json.loads(source.read_text())
+    assert [{k: s[k] for k in SEGMENT_FIELDS} for s in annotation["segments_info"]] == [
+        {k: s[k] for k in SEGMENT_FIELDS} for s in expected
+    ]
+    result_categories = json.loads(result_json.read_text())["categories"]
+    assert result_categories == json.loads(categories.read_text())
+
+
+@pytest.mark.skipif(not (REALDATA / "panopticapi").is_dir(), reason="../shared/realdata absent")
+def test_shared_realdata_copy_matches_the_vendored_fixture():
+    shared = REALDATA / "panopticapi" / "sample_data" / "panoptic_examples.json"
+    assert shared.read_bytes() == (PANOPTICAPI / "panoptic_examples.json").read_bytes()
+
+
+def test_round_trip_through_the_cli_gives_the_same_files(tmp_path, no_third_party):
+    source = PANOPTICAPI / "panoptic_examples.json"
+    first = run_cli("coco-to-nucleus", str(source), str(tmp_path / "n"), "--jobs", "2")
+    assert first.returncode == 0, first.stderr
+    second = run_cli("nucleus-to-coco", str(tmp_path / "n"), str(tmp_path / "c"))
+    assert second.returncode == 0, second.stderr
+    assert_same_panoptic(read_panoptic(source), read_panoptic(tmp_path / "c" / "panoptic.json"))
+
+
+def test_source_may_be_the_folder_holding_the_json(tmp_path, registry):
+    report = convert(
+        PANOPTICAPI,
+        tmp_path / "out",
+        from_format="coco-panoptic",
+        to_format="nucleus",
+        registry=registry,
+        jobs=1,
+    )
+    assert report.converted == 2 and report.exit_code == 0
+
+
+def test_png_dir_option_overrides_the_default_folder(tmp_path, registry):
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(json_path.with_suffix("")), moved)
+    report = convert(
+        json_path,
+        tmp_path / "out",
+        from_format="coco-panoptic",
+        to_format="nucleus",
+        options={"png_dir": str(moved)},
+        registry=registry,
+        jobs=1,
+    )
+    assert report.converted == 1
+
+
+def test_deeplab2_file_without_images_or_categories_converts(tmp_path, registry):
+    source = (
+        REALDATA
+        / "deeplab2"
+        / "data"
+        / "testdata"
+        / "gtFine"
+        / "cityscapes_panoptic_dummy_trainId.json"
+    )
+    if not source.is_file():
+        pytest.skip("../shared/realdata absent")
+    result_json = round_trip(source, tmp_path, registry)
+    original = read_panoptic(source)
+    result = read_panoptic(result_json)
+    ((_, annotation, ids),) = original.values()
+    ((_, result_annotation, result_ids),) = result.values()
+    assert np.array_equal(ids, result_ids)
+    assert [
+        (s["id"], s["category_id"], s["iscrowd"], s["area"]) for s in annotation["segments_info"]
+    ] == [
+        (s["id"], s["category_id"], s["iscrowd"], s["area"])
+        for s in result_annotation["segments_info"]
+    ]
+    # The string image id and category id 0 (road, a trainId) survive.
+    assert result_annotation["image_id"] == "dummy_000000_000000"
+    assert 0 in {s["category_id"] for s in result_annotation["segments_info"]}
+
+
+def test_exporter_assigns_unique_nonzero_ids_deterministically_when_none_came_through(
+    tmp_path, registry
+):
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    convert(
+        json_path,
+        tmp_path / "n",
+        from_format="coco-panoptic",
+        to_format="nucleus",
+        registry=registry,
+        jobs=1,
+    )
+    # Strip the source ids, as a foreign Nucleus dataset would lack them.
+    lines = (tmp_path / "n" / "annotations.jsonl").read_text().splitlines()
+    stripped = []
+    for line in lines:
+        record = json.loads(line)
+        for segment in record["annotations"]:
+            segment.get("metadata", {}).pop("source_id", None)
+        stripped.append(json.dumps(record))
+    (tmp_path / "n" / "annotations.jsonl").write_text("\n".join(stripped) + "\n")
+    outputs = []
+    for attempt in range(2):
+        out = tmp_path / f"c{attempt}"
+        convert(
+            tmp_path / "n",
+            out,
+            from_format="nucleus",
+            to_format="coco-panoptic",
+            registry=registry,
+            jobs=1,
+        )
+        outputs.append(
+            ((out / "panoptic.json").read_bytes(), (out / "panoptic" / "a.png").read_bytes())
+        )
+    assert outputs[0] == outputs[1]
+    ((_, annotation, ids),) = read_panoptic(tmp_path / "c0" / "panoptic.json").values()
+    segment_ids = [s["id"] for s in annotation["segments_info"]]
+    assert 0 not in segment_ids and len(set(segment_ids)) == len(segment_ids)
+    assert set(np.unique(ids)) == {0, *segment_ids}
+
+
+@pytest.mark.parametrize(
+    ("break_it", "rule"),
+    [
+        ("unlisted", "unlisted-id"),
+        ("missing", "missing-id"),
+        ("duplicate", "duplicate-id"),
+        ("category", "unknown-category"),
+        ("size", "mask-size"),
+        ("mode", "png-mode"),
+        ("truncated", "png-unreadable"),
+        ("escape", "unsafe-path"),
+    ],
+)
+def test_a_broken_item_is_reported_by_rule_and_the_rest_converted(
+    tmp_path, registry, break_it, rule
+):
+    json_path = write_coco_panoptic(
+        tmp_path / "src", [default_spec("good"), default_spec("bad", 1)]
+    )
+    document = json.loads(json_path.read_text())
+    bad_annotation = document["annotations"][1]
+    png = json_path.with_suffix("") / "bad.png"
+    if break_it == "unlisted":
+        bad_annotation["segments_info"].pop()
+    elif break_it == "missing":
+        bad_annotation["segments_info"].append(dict(bad_annotation["segments_info"][0], id=424242))
+    elif break_it == "duplicate":
+        bad_annotation["segments_info"].append(dict(bad_annotation["segments_info"][0]))
+    elif break_it == "category":
+        bad_annotation["segments_info"][0]["category_id"] = 999
+    elif break_it == "size":
+        document["images"][1]["width"] = 41
+    elif break_it == "mode":
+        Image.open(png).convert("L").save(png)
+    elif break_it == "truncated":
+        png.write_bytes(png.read_bytes()[:60])
+    elif break_it == "escape":
+        bad_annotation["file_name"] = "../../outside.png"
+    json_path.write_text(json.dumps(document))
+    report = convert(
+        json_path,
+        tmp_path / "out",
+        from_format="coco-panoptic",
+        to_format="nucleus",
+        registry=registry,
+        jobs=1,
+    )
+    assert report.exit_code == 3
+    assert report.converted == 1
+    assert [(e["item"], e["rule"]) for e in report.errors] == [("bad", rule)]
+    assert (tmp_path / "out" / "masks" / "good.png").is_file()
+    assert not (tmp_path / "out" / "masks" / "bad.png").exists()
+
+
+def test_image_without_annotation_is_reported_not_dropped(tmp_path, registry):
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    document = json.loads(json_path.read_text())
+    document["images"].append({"id": 99, "file_name": "lonely.jpg", "width": 4, "height": 4})
+    json_path.write_text(json.dumps(document))
+    report = convert(
+        json_path,
+        tmp_path / "out",
+        from_format="coco-panoptic",
+        to_format="nucleus",
+        registry=registry,
+        jobs=1,
+    )
+    assert [(e["item"], e["rule"]) for e in report.errors] == [("lonely", "missing-annotation")]
+
+
+def test_validate_flags_stored_area_and_bbox_that_disagree_with_pixels(tmp_path, registry):
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    document = json.loads(json_path.read_text())
+    document["annotations"][0]["segments_info"][1]["bbox"][2] += 1
+    json_path.write_text(json.dumps(document))
+    checked, problems = validate_dataset(json_path, "coco-panoptic", registry=registry, jobs=1)
+    assert checked == 1
+    assert [(p["item"], p["rule"]) for p in problems] == [("a", "bbox-mismatch")]
+
+
+def test_validate_accepts_what_the_exporter_writes(tmp_path, registry):
+    result_json = round_trip(PANOPTICAPI / "panoptic_examples.json", tmp_path, registry)
+    assert validate_dataset(result_json, "coco-panoptic", registry=registry, jobs=1) == (2, [])
+
+
+def test_image_ids_may_be_strings(tmp_path, registry):
+    spec = default_spec("frame")
+    spec.image_id = "city_000000_000019"
+    json_path = write_coco_panoptic(tmp_path / "src", [spec])
+    result_json = round_trip(json_path, tmp_path, registry)
+    document = json.loads(result_json.read_text())
+    assert document["images"][0]["id"] == "city_000000_000019"
+    assert document["annotations"][0]["image_id"] == "city_000000_000019"
+
+
+def test_hub_sample_has_void_at_index_zero_then_segments_in_json_order(tmp_path, registry):
+    json_path = write_coco_panoptic(
+        tmp_path / "src",
+        [ImageSpec("a", segments=[(7, 1, 0, (0, 5, 0, 5)), (3, 3, 0, (5, 10, 0, 5))])],
+    )
+    dataset = registry.importer("coco-panoptic").open(json_path, {})
+    sample = next(iter(dataset))
+    assert [(s.index, s.label, s.is_void) for s in sample.segments] == [
+        (0, "void", True),
+        (1, "person", False),
+        (2, "car", False),
+    ]
+    assert sample.mask.dtype == np.uint8
+    assert sample.mask[0, 0] == 1 and sample.mask[7, 0] == 2 and sample.mask[20, 20] == 0

@@ -1,0 +1,52 @@
+"""Atomic writes, safe paths from untrusted JSON, readable JSON errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from segconvert import InputError, ItemError, atomic_open, json_native, read_json, safe_join
+
+
+@pytest.mark.parametrize(
+    "name", ["../x.png", "a/../../x.png", "/etc/passwd", "C:/x.png", "..\\x.png"]
+)
+def test_names_that_leave_the_folder_are_refused(tmp_path, name):
+    with pytest.raises(ItemError) as caught:
+        safe_join(tmp_path, name, item="i")
+    assert caught.value.rule == "unsafe-path"
+
+
+def test_symlinks_leading_out_are_refused(tmp_path):
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "link").symlink_to(tmp_path)
+    with pytest.raises(ItemError, match="symlink"):
+        safe_join(tmp_path / "root", "link/secret.png")
+
+
+def test_names_inside_the_folder_are_joined(tmp_path):
+    assert safe_join(tmp_path, "sub/a.png") == tmp_path / "sub" / "a.png"
+
+
+def test_atomic_open_leaves_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_open(target) as handle:
+        handle.write("half")
+        raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_malformed_json_names_file_line_and_column(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{\n  "a": 1,\n  "b": }\n')
+    with pytest.raises(InputError, match=r"bad.json: invalid JSON at line 3, column 8"):
+        read_json(path)
+
+
+def test_json_native_casts_numpy_and_refuses_nan():
+    import numpy as np
+
+    assert json_native({"a": np.int64(3), "b": np.array([1, 2])}) == {"a": 3, "b": [1, 2]}
+    with pytest.raises(ValueError):
+        json_native({"x": float("nan")})
