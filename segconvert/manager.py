@@ -17,7 +17,11 @@ import pluggy
 
 from segconvert import hookspecs
 
-BUILTIN_PLUGINS: tuple[str, ...] = ("segconvert_nucleus", "segconvert_coco_panoptic")
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "segconvert_nucleus",
+    "segconvert_coco_panoptic",
+    "segconvert_cityscapes",
+)
 """Module names of the formats that ship with segconvert (under ``plugins/``)."""
 
 ENTRY_POINT_GROUP = "segconvert"

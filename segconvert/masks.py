@@ -24,15 +24,16 @@ MAX_IMAGE_PIXELS = 1 << 28
 PNG_COMPRESS_LEVEL = 1
 """zlib level for masks: level 1 is several times faster than 6 and barely larger on masks."""
 
-_MODES_BY_KIND = {"rgb": ("RGB",), "gray8": ("L",), "gray16": ("I;16", "I;16B", "I", "I;16L")}
+_GRAY16 = ("I;16", "I;16B", "I", "I;16L")
+_MODES_BY_KIND = {"rgb": ("RGB",), "gray8": ("L",), "gray16": _GRAY16, "gray": ("L", *_GRAY16)}
 
 
 def read_png(path: Path, kind: str, *, item: str | None = None) -> npt.NDArray[Any]:
     """Decode a PNG mask, insisting on its kind.
 
     Args:
-        kind: ``"rgb"`` (H x W x 3 uint8), ``"gray8"`` (H x W uint8) or ``"gray16"``
-            (H x W uint16).
+        kind: ``"rgb"`` (H x W x 3 uint8), ``"gray8"`` (H x W uint8), ``"gray16"``
+            (H x W uint16) or ``"gray"`` (8- or 16-bit grayscale, returned as decoded).
 
     Raises:
         ItemError: ``png-missing``, ``png-unreadable``, ``png-too-large`` or ``png-mode``.
@@ -85,27 +86,30 @@ def read_png(path: Path, kind: str, *, item: str | None = None) -> npt.NDArray[A
                 file=file,
             ) from None
         array = np.asarray(image)
-    if kind == "gray16":
-        array = array.astype(np.uint16, copy=False)
+    if array.dtype.kind == "i" or array.dtype.byteorder == ">":  # mode "I" / big-endian 16-bit
+        array = array.astype(np.uint16)
     return array
 
 
 def _describe(kind: str) -> str:
-    return {"rgb": "8-bit RGB", "gray8": "8-bit grayscale ('L')", "gray16": "16-bit grayscale"}[
-        kind
-    ]
+    return {
+        "rgb": "8-bit RGB",
+        "gray8": "8-bit grayscale ('L')",
+        "gray16": "16-bit grayscale",
+        "gray": "8- or 16-bit grayscale",
+    }[kind]
 
 
 def encode_png(array: npt.NDArray[Any]) -> bytes:
-    """Encode a uint8 H x W (mode L), uint8 H x W x 3 (RGB) or uint16 H x W array as PNG."""
+    """Encode uint8 H x W (mode L), H x W x 3 (RGB), H x W x 4 (RGBA) or uint16 H x W as PNG."""
     if array.dtype == np.uint16 and array.ndim == 2:
         image = Image.frombuffer(
             "I;16", (array.shape[1], array.shape[0]), np.ascontiguousarray(array).tobytes()
         )
     elif array.dtype == np.uint8 and array.ndim == 2:
         image = Image.fromarray(array)  # uint8 2-D arrays become mode "L"
-    elif array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3:
-        image = Image.fromarray(array)
+    elif array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] in (3, 4):
+        image = Image.fromarray(array)  # RGB or RGBA
     else:
         raise TypeError(f"cannot encode {array.dtype} array of shape {array.shape} as a PNG mask")
     buffer = io.BytesIO()

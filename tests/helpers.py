@@ -176,3 +176,48 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         env={**os.environ, **(env or {})},
         timeout=300,
     )
+
+
+# ---------------------------------------------------------------- Cityscapes
+
+MMSEG_GTFINE = (
+    REALDATA / "mmsegmentation" / "tests" / "data" / "pseudo_cityscapes_dataset" / "gtFine"
+)
+DATUMARO_CITYSCAPES = REALDATA / "datumaro" / "tests" / "assets" / "cityscapes_dataset"
+
+
+def write_gtfine_frame(
+    root: Path,
+    split: str,
+    city: str,
+    reference_id: str,
+    instance_ids: np.ndarray,
+    *,
+    label_ids: bool = True,
+    instances: bool = True,
+) -> None:
+    """Write one frame's 16-bit instanceIds (and the labelIds derived from it)."""
+    folder = root / "gtFine" / split / city
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = folder / f"{reference_id}_gtFine"
+    values = instance_ids.astype(np.uint16)
+    if instances:
+        Image.fromarray(values).save(f"{stem}_instanceIds.png")
+    if label_ids:
+        labels = np.where(values >= 1000, values // 1000, values).astype(np.uint8)
+        Image.fromarray(labels).save(f"{stem}_labelIds.png")
+
+
+def synthetic_instance_ids(seed: int = 0, height: int = 40, width: int = 60) -> np.ndarray:
+    """A frame with road, sky, a car group (crowd), cars 26000/26003 (k not contiguous),
+    a person 24000 (k = 0), a caravan 29000 (ignored class), and out-of-roi (ignored)."""
+    values = np.full((height, width), 7, dtype=np.uint16)  # road
+    values[:10] = 23  # sky
+    values[10:14, :] = 3  # out of roi
+    values[15:25, 0:10] = 26  # cargroup
+    values[15:25, 12:20] = 26000 + seed
+    values[15:25, 22:30] = 26003
+    values[26:36, 30:34] = 24000
+    values[26:36, 40:50] = 29000
+    values[0:4, 50:60] = 0  # unlabeled
+    return values

@@ -100,10 +100,9 @@ def test_formats_lists_both_directions_with_provider(no_third_party):
     result = run_cli("formats", "--json")
     rows = json.loads(result.stdout)
     assert {(r["name"], r["direction"]) for r in rows} == {
-        ("nucleus", "import"),
-        ("nucleus", "export"),
-        ("coco-panoptic", "import"),
-        ("coco-panoptic", "export"),
+        (name, direction)
+        for name in ("nucleus", "coco-panoptic", "cityscapes")
+        for direction in ("import", "export")
     }
     assert all(r["missing_requirements"] == [] for r in rows)
 

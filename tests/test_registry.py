@@ -42,9 +42,10 @@ class RaisingPlugin:
         raise ValueError("cannot list")
 
 
-def test_builtins_provide_both_directions_of_both_formats(registry):
-    assert [r.descriptor.name for r in registry.importers()] == ["coco-panoptic", "nucleus"]
-    assert [r.descriptor.name for r in registry.exporters()] == ["coco-panoptic", "nucleus"]
+def test_builtins_provide_both_directions_of_every_format(registry):
+    names = ["cityscapes", "coco-panoptic", "nucleus"]
+    assert [r.descriptor.name for r in registry.importers()] == names
+    assert [r.descriptor.name for r in registry.exporters()] == names
     assert {r.provider.name for r in registry.entries()} == set(BUILTIN_PLUGINS)
     assert all(r.provider.builtin for r in registry.entries())
 

@@ -1,0 +1,204 @@
+"""The Cityscapes label table: the official 35 labels built in, or a user-supplied JSON table.
+
+Values are those of cityscapesScripts' ``helpers/labels.py`` (mcordts/cityscapesScripts).
+A user table (``--labels FILE``) has the same fields, one JSON object per label, for
+Cityscapes-style datasets with other classes (KITTI-STEP, custom); schema
+``cityscapes-labels``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from segconvert import Category, InputError, read_json, schemas
+
+CITYSCAPES_LABELS = "cityscapes-labels"
+"""Schema name of a label table file."""
+
+METADATA_KEY = "cityscapes"
+"""Category.metadata key holding a category's Cityscapes label fields."""
+
+
+@dataclass(frozen=True)
+class Label:
+    """One row of the label table."""
+
+    name: str
+    id: int
+    trainId: int  # noqa: N815 - the field name cityscapesScripts uses
+    category: str
+    categoryId: int  # noqa: N815
+    hasInstances: bool  # noqa: N815
+    ignoreInEval: bool  # noqa: N815
+    color: tuple[int, int, int]
+
+    def to_json(self) -> dict[str, Any]:
+        """The label as a JSON object of the label-table format."""
+        return {
+            "name": self.name,
+            "id": self.id,
+            "trainId": self.trainId,
+            "category": self.category,
+            "categoryId": self.categoryId,
+            "hasInstances": self.hasInstances,
+            "ignoreInEval": self.ignoreInEval,
+            "color": list(self.color),
+        }
+
+
+# fmt: off
+OFFICIAL_LABELS: tuple[Label, ...] = tuple(Label(*row) for row in (
+    ("unlabeled",             0, 255, "void",         0, False, True,  (0, 0, 0)),
+    ("ego vehicle",           1, 255, "void",         0, False, True,  (0, 0, 0)),
+    ("rectification border",  2, 255, "void",         0, False, True,  (0, 0, 0)),
+    ("out of roi",            3, 255, "void",         0, False, True,  (0, 0, 0)),
+    ("static",                4, 255, "void",         0, False, True,  (0, 0, 0)),
+    ("dynamic",               5, 255, "void",         0, False, True,  (111, 74, 0)),
+    ("ground",                6, 255, "void",         0, False, True,  (81, 0, 81)),
+    ("road",                  7,   0, "flat",         1, False, False, (128, 64, 128)),
+    ("sidewalk",              8,   1, "flat",         1, False, False, (244, 35, 232)),
+    ("parking",               9, 255, "flat",         1, False, True,  (250, 170, 160)),
+    ("rail track",           10, 255, "flat",         1, False, True,  (230, 150, 140)),
+    ("building",             11,   2, "construction", 2, False, False, (70, 70, 70)),
+    ("wall",                 12,   3, "construction", 2, False, False, (102, 102, 156)),
+    ("fence",                13,   4, "construction", 2, False, False, (190, 153, 153)),
+    ("guard rail",           14, 255, "construction", 2, False, True,  (180, 165, 180)),
+    ("bridge",               15, 255, "construction", 2, False, True,  (150, 100, 100)),
+    ("tunnel",               16, 255, "construction", 2, False, True,  (150, 120, 90)),
+    ("pole",                 17,   5, "object",       3, False, False, (153, 153, 153)),
+    ("polegroup",            18, 255, "object",       3, False, True,  (153, 153, 153)),
+    ("traffic light",        19,   6, "object",       3, False, False, (250, 170, 30)),
+    ("traffic sign",         20,   7, "object",       3, False, False, (220, 220, 0)),
+    ("vegetation",           21,   8, "nature",       4, False, False, (107, 142, 35)),
+    ("terrain",              22,   9, "nature",       4, False, False, (152, 251, 152)),
+    ("sky",                  23,  10, "sky",          5, False, False, (70, 130, 180)),
+    ("person",               24,  11, "human",        6, True,  False, (220, 20, 60)),
+    ("rider",                25,  12, "human",        6, True,  False, (255, 0, 0)),
+    ("car",                  26,  13, "vehicle",      7, True,  False, (0, 0, 142)),
+    ("truck",                27,  14, "vehicle",      7, True,  False, (0, 0, 70)),
+    ("bus",                  28,  15, "vehicle",      7, True,  False, (0, 60, 100)),
+    ("caravan",              29, 255, "vehicle",      7, True,  True,  (0, 0, 90)),
+    ("trailer",              30, 255, "vehicle",      7, True,  True,  (0, 0, 110)),
+    ("train",                31,  16, "vehicle",      7, True,  False, (0, 80, 100)),
+    ("motorcycle",           32,  17, "vehicle",      7, True,  False, (0, 0, 230)),
+    ("bicycle",              33,  18, "vehicle",      7, True,  False, (119, 11, 32)),
+    ("license plate",        -1,  -1, "vehicle",      7, False, True,  (0, 0, 142)),
+))
+# fmt: on
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """A label table with the lookups the importer and exporter need."""
+
+    labels: tuple[Label, ...]
+
+    def by_id(self) -> dict[int, Label]:
+        """Labels keyed by label id (drawable labels only: id >= 0)."""
+        return {label.id: label for label in self.labels if label.id >= 0}
+
+    def by_name(self) -> dict[str, Label]:
+        """Labels keyed by name."""
+        return {label.name: label for label in self.labels}
+
+    def by_train_id(self) -> dict[int, Label]:
+        """trainId -> the first label with it (as cityscapesScripts' ``trainId2label``); not 255."""
+        table: dict[int, Label] = {}
+        for label in self.labels:
+            if 0 <= label.trainId < 255:
+                table.setdefault(label.trainId, label)
+        return table
+
+
+OFFICIAL = LabelTable(OFFICIAL_LABELS)
+
+
+def load_label_table(path: Path) -> LabelTable:
+    """A user-supplied label table (JSON list of label objects, schema ``cityscapes-labels``)."""
+    document = read_json(path)
+    found = schemas.problems(CITYSCAPES_LABELS, document)
+    if found:
+        raise InputError(f"{path}: not a valid label table: {found[0]}", file=str(path))
+    labels = tuple(
+        Label(
+            name=row["name"],
+            id=row["id"],
+            trainId=row.get("trainId", 255),
+            category=row.get("category", ""),
+            categoryId=row.get("categoryId", 0),
+            hasInstances=row.get("hasInstances", False),
+            ignoreInEval=row.get("ignoreInEval", False),
+            color=(row["color"][0], row["color"][1], row["color"][2]),
+        )
+        for row in document
+    )
+    for field in ("id", "name"):
+        values = [getattr(label, field) for label in labels]
+        duplicates = sorted({v for v in values if values.count(v) > 1}, key=str)
+        if duplicates:
+            raise InputError(f"{path}: duplicate label {field}s {duplicates}", file=str(path))
+    return LabelTable(labels)
+
+
+def categories_for(table: LabelTable, *, use_train_id: bool, keep_ignored: bool) -> list[Category]:
+    """Hub categories for a label table: label ids (or trainIds), ignored labels only if kept."""
+    categories = []
+    for label in table.labels:
+        if label.id < 0 or (label.ignoreInEval and not keep_ignored):
+            continue
+        fields = label.to_json()
+        categories.append(
+            Category(
+                id=label.trainId if use_train_id else label.id,
+                name=label.name,
+                supercategory=label.category,
+                isthing=label.hasInstances,
+                color=label.color,
+                metadata={
+                    METADATA_KEY: {
+                        k: fields[k]
+                        for k in ("id", "trainId", "categoryId", "hasInstances", "ignoreInEval")
+                    }
+                },
+            )
+        )
+    return categories
+
+
+def labels_from_categories(categories: Sequence[Category]) -> dict[int, Label]:
+    """category id -> the Cityscapes label to write for it (from metadata, else the category)."""
+    official = OFFICIAL.by_name()
+    result = {}
+    for category in categories:
+        fields: Mapping[str, Any] = category.metadata.get(METADATA_KEY) or {}
+        known = official.get(category.name)
+        label_id = fields.get("id", category.id)
+        result[category.id] = Label(
+            name=category.name,
+            id=int(label_id),
+            trainId=int(
+                fields.get("trainId", known.trainId if known and known.id == label_id else 255)
+            ),
+            category=category.supercategory,
+            categoryId=int(fields.get("categoryId", 0)),
+            hasInstances=bool(fields.get("hasInstances", category.isthing)),
+            ignoreInEval=bool(fields.get("ignoreInEval", False)),
+            color=category.color or (known.color if known else _fallback_color(category.id)),
+        )
+    return result
+
+
+def _fallback_color(category_id: int) -> tuple[int, int, int]:
+    return (
+        (category_id * 67 + 40) % 256,
+        (category_id * 151 + 90) % 256,
+        (category_id * 37 + 140) % 256,
+    )
+
+
+def table_document(labels: Iterable[Label]) -> list[dict[str, Any]]:
+    """A label-table JSON document."""
+    return [label.to_json() for label in labels]
