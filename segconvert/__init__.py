@@ -12,6 +12,13 @@ in ``__all__`` are the public API (built-in formats use nothing else).
 from __future__ import annotations
 
 from segconvert import schemas
+from segconvert.coco import (
+    assign_ids,
+    categories_from_coco,
+    categories_to_coco,
+    placeholder_categories,
+    reference_id_from_names,
+)
 from segconvert.convert import ERROR_REPORT_NAME, ConversionReport, convert
 from segconvert.descriptors import ExportContext, Exporter, Importer, Option
 from segconvert.errors import (
@@ -37,11 +44,17 @@ from segconvert.files import (
 from segconvert.hookspecs import hookimpl
 from segconvert.masks import (
     MAX_IMAGE_PIXELS,
+    compressed_rle,
+    decode_compressed_rle,
+    decode_segmentation,
     encode_png,
+    encode_rle,
     ids_to_rgb_table,
     paint,
     read_png,
     rgb_to_id,
+    rle_area,
+    rle_area_and_bbox,
     segment_stats,
     write_png,
 )
@@ -83,20 +96,31 @@ __all__ = [
     "UnknownFormatError",
     "UsageError",
     "ValidationError",
+    "assign_ids",
     "atomic_open",
     "atomic_write_bytes",
     "atomic_write_json",
     "build_registry",
+    "categories_from_coco",
+    "categories_to_coco",
+    "compressed_rle",
     "convert",
+    "decode_compressed_rle",
+    "decode_segmentation",
     "encode_png",
+    "encode_rle",
     "hookimpl",
     "ids_to_rgb_table",
     "json_native",
     "paint",
+    "placeholder_categories",
     "parse_json_line",
     "read_json",
     "read_png",
+    "reference_id_from_names",
     "rgb_to_id",
+    "rle_area",
+    "rle_area_and_bbox",
     "safe_join",
     "schemas",
     "segment_stats",

@@ -30,6 +30,8 @@ from segconvert.registry import Registry, build_registry
 
 ERROR_REPORT_NAME = "segconvert-errors.jsonl"
 """File name of the per-item error report, written inside the output folder."""
+NOTES_REPORT_NAME = "segconvert-notes.jsonl"
+"""File name of the per-item notes (converted items with something to report)."""
 
 CHUNK_SIZE = 4
 """Items per task sent to a worker."""
@@ -47,6 +49,8 @@ class ConversionReport:
     failed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_report: Path | None = None
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    notes_report: Path | None = None
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -71,6 +75,8 @@ class ConversionReport:
         )
         if self.error_report:
             line += f"; errors in {self.error_report}"
+        if self.notes_report:
+            line += f"; {len(self.notes)} note(s) in {self.notes_report}"
         return line
 
     def to_json(self) -> dict[str, Any]:
@@ -85,6 +91,8 @@ class ConversionReport:
             "seconds": round(self.seconds, 3),
             "items_per_second": round(self.items_per_second, 2),
             "error_report": str(self.error_report) if self.error_report else None,
+            "notes": len(self.notes),
+            "notes_report": str(self.notes_report) if self.notes_report else None,
             "exit_code": self.exit_code,
         }
 
@@ -146,20 +154,23 @@ class ItemJob:
     write_item: Callable[[Sample, ExportContext], Any]
     export_context: ExportContext
 
-    def run(self, ref: ItemRef) -> tuple[bool, Any]:
-        """``(True, record)`` or ``(False, error record)`` for one item."""
+    def run(self, ref: ItemRef) -> tuple[bool, Any, list[dict[str, Any]]]:
+        """``(True, record, notes)`` or ``(False, error record, [])`` for one item."""
         if isinstance(ref, RejectedItem):
-            return False, ref.error.to_record()
+            return False, ref.error.to_record(), []
         try:
             sample = self.loader(ref, self.load_context)
             sample.check()
-            return True, self.write_item(sample, self.export_context)
+            record = self.write_item(sample, self.export_context)
+            notes = [{"item": sample.reference_id, **note} for note in sample.notes]
+            return True, record, notes
         except ItemError as exc:
-            return False, exc.to_record()
+            return False, exc.to_record(), []
         except Exception as exc:  # a bug in one item must not kill the other 100k
             item = getattr(ref, "reference_id", None)
             message = f"internal error: {type(exc).__name__}: {exc}"
-            return False, {"item": item, "file": None, "rule": "internal-error", "message": message}
+            error = {"item": item, "file": None, "rule": "internal-error", "message": message}
+            return False, error, []
 
 
 @dataclass(frozen=True)
@@ -200,7 +211,7 @@ def _init_worker(job: ItemJob) -> None:
     _worker_job = job
 
 
-def _run_chunk(refs: list[ItemRef]) -> list[tuple[bool, Any]]:
+def _run_chunk(refs: list[ItemRef]) -> list[tuple[bool, Any, list[dict[str, Any]]]]:
     assert _worker_job is not None
     return [_worker_job.run(ref) for ref in refs]
 
@@ -211,7 +222,9 @@ def _chunks(items: Iterable[ItemRef], size: int) -> Iterator[list[ItemRef]]:
         yield chunk
 
 
-def run_items(job: ItemJob, refs: Iterable[ItemRef], jobs: int) -> Iterator[tuple[bool, Any]]:
+def run_items(
+    job: ItemJob, refs: Iterable[ItemRef], jobs: int
+) -> Iterator[tuple[bool, Any, list[dict[str, Any]]]]:
     """Results of ``job.run`` over ``refs``, in input order, with ``jobs`` processes."""
     if jobs <= 1:
         for ref in refs:
@@ -301,11 +314,12 @@ def convert(
 
     def records() -> Iterator[Any]:
         refs = unique_references(dataset.items)
-        for done, (ok, result) in enumerate(run_items(job, refs, jobs or default_jobs()), 1):
+        for done, (ok, result, notes) in enumerate(run_items(job, refs, jobs or default_jobs()), 1):
             if progress:
                 progress(done, dataset.size)
             if ok:
                 report.converted += 1
+                report.notes.extend(notes)
                 yield result
             else:
                 report.failed += 1
@@ -320,18 +334,27 @@ def convert(
 
     report.files = exporter.write_dataset(records(), context)
     report.error_report = write_error_report(output_path, report.errors)
+    report.notes_report = write_jsonl_report(output_path / NOTES_REPORT_NAME, report.notes)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def write_error_report(output: Path, errors: list[dict[str, Any]]) -> Path | None:
     """Write the JSON-lines error report (validated) if there were errors; return its path."""
-    path = output / ERROR_REPORT_NAME
-    if not errors:
-        path.unlink(missing_ok=True)  # a stale report of an earlier run into this folder
+    for record in errors:
+        schemas.validate(schemas.ERROR_REPORT, record)
+    return write_jsonl_report(output / ERROR_REPORT_NAME, errors)
+
+
+def write_jsonl_report(path: Path, records: list[dict[str, Any]]) -> Path | None:
+    """Write ``records`` as JSON lines to ``path`` if there are any; return the path.
+
+    With none, a stale report of an earlier run into the same folder is removed.
+    """
+    if not records:
+        path.unlink(missing_ok=True)
         return None
     with atomic_open(path) as handle:
-        for record in errors:
-            schemas.validate(schemas.ERROR_REPORT, record)
+        for record in records:
             handle.write(json.dumps(record) + "\n")
     return path

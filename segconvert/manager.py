@@ -21,6 +21,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "segconvert_nucleus",
     "segconvert_coco_panoptic",
     "segconvert_cityscapes",
+    "segconvert_coco_rle",
 )
 """Module names of the formats that ship with segconvert (under ``plugins/``)."""
 

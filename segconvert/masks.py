@@ -170,3 +170,136 @@ def segment_stats(
         x1 = width - 1 - c[:, ::-1].argmax(axis=1)
         bboxes[present] = np.stack([x0, y0, x1 - x0 + 1, y1 - y0 + 1], axis=1)
     return areas, bboxes
+
+
+# ---------------------------------------------------------------- COCO RLE (via pycocotools)
+
+
+def rle_string_total(counts: str) -> int:
+    """Sum of the runs of a compressed COCO RLE string, without decoding the mask.
+
+    pycocotools decodes runs into an h*w buffer without bounds checks, so a hostile or
+    corrupt string whose runs sum past h*w writes out of bounds; check this first. Follows
+    ``rleFrString`` in cocoapi's ``maskApi.c``. Raises ``ValueError`` on a malformed string.
+    """
+    runs: list[int] = []
+    position, length = 0, len(counts)
+    while position < length:
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= length:
+                raise ValueError("RLE string ends inside a number")
+            code = ord(counts[position]) - 48
+            if not 0 <= code < 64:
+                raise ValueError(f"character {counts[position]!r} is not valid in an RLE string")
+            value |= (code & 0x1F) << shift
+            more = bool(code & 0x20)
+            position += 1
+            shift += 5
+            if not more and code & 0x10:
+                value |= -1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        if value < 0:
+            raise ValueError("RLE run length is negative")
+        runs.append(value)
+    return sum(runs)
+
+
+def compressed_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
+    """Any COCO segmentation -> pycocotools' compressed RLE (``counts`` as bytes), checked.
+
+    Accepts compressed RLE (``counts`` str/bytes), uncompressed RLE (``counts`` a list, COCO's
+    crowd form) and polygons (``[[x1, y1, x2, y2, ...], ...]``). An RLE's ``size`` must be
+    ``[height, width]`` and its runs must sum to ``height * width``; otherwise ``ValueError``
+    says which rule broke.
+    """
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):
+        return _polygons_rle(segmentation, height, width)
+    if (
+        not isinstance(segmentation, dict)
+        or "counts" not in segmentation
+        or "size" not in segmentation
+    ):
+        raise ValueError("segmentation must be polygons or an RLE object with 'counts' and 'size'")
+    size = segmentation["size"]
+    if not isinstance(size, list) or len(size) != 2 or [int(v) for v in size] != [height, width]:
+        raise ValueError(
+            f"RLE size {size} is not the image's [height, width] = [{height}, {width}]"
+        )
+    counts = segmentation["counts"]
+    if isinstance(counts, list):
+        if not all(isinstance(c, int) and c >= 0 for c in counts):
+            raise ValueError("uncompressed RLE counts must be non-negative integers")
+        total = sum(counts)
+    elif isinstance(counts, (str, bytes)):
+        text = counts.decode("ascii") if isinstance(counts, bytes) else counts
+        total = rle_string_total(text)
+    else:
+        raise ValueError("RLE counts must be a string or a list of integers")
+    if total != height * width:
+        raise ValueError(f"RLE runs sum to {total}, not height*width = {height * width}")
+    if isinstance(counts, list):
+        rle: dict[str, Any] = mask_utils.frPyObjects(
+            {"counts": counts, "size": [height, width]}, height, width
+        )
+        return rle
+    return {"counts": text.encode("ascii"), "size": [height, width]}
+
+
+def _polygons_rle(polygons: list[Any], height: int, width: int) -> dict[str, Any]:
+    from pycocotools import mask as mask_utils
+
+    rings = []
+    for ring in polygons:
+        if not isinstance(ring, list) or len(ring) % 2:
+            raise ValueError("a polygon must be a list of an even number of coordinates")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ring):
+            raise ValueError("polygon coordinates must be numbers")
+        if len(ring) >= 2:
+            # pycocotools takes a first ring of exactly 4 numbers for a bbox: pad short rings
+            # by repeating the last point (same shape, never a bbox).
+            while len(ring) < 6:
+                ring = [*ring, ring[-2], ring[-1]]
+            rings.append([float(v) for v in ring])
+    if not rings:
+        return dict(mask_utils.encode(np.zeros((height, width), dtype=np.uint8, order="F")))
+    return dict(mask_utils.merge(mask_utils.frPyObjects(rings, height, width)))
+
+
+def decode_segmentation(segmentation: Any, height: int, width: int) -> npt.NDArray[np.uint8]:
+    """Any COCO segmentation (see :func:`compressed_rle`) -> a binary H x W uint8 mask."""
+    return decode_compressed_rle(compressed_rle(segmentation, height, width))
+
+
+def decode_compressed_rle(rle: dict[str, Any]) -> npt.NDArray[np.uint8]:
+    """Decode an RLE that :func:`compressed_rle` returned (already checked)."""
+    from pycocotools import mask as mask_utils
+
+    decoded: npt.NDArray[np.uint8] = mask_utils.decode(rle)
+    return decoded
+
+
+def rle_area(rle: dict[str, Any]) -> int:
+    """Pixel count of a compressed RLE, without decoding it."""
+    from pycocotools import mask as mask_utils
+
+    return int(mask_utils.area(rle))
+
+
+def encode_rle(binary: npt.NDArray[Any]) -> dict[str, Any]:
+    """A binary H x W mask -> compressed COCO RLE ``{"size": [h, w], "counts": str}``."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(binary.astype(np.uint8, copy=False)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def rle_area_and_bbox(rle: dict[str, Any]) -> tuple[int, list[float]]:
+    """Pixel count and XYWH bbox of a compressed RLE, computed by pycocotools."""
+    from pycocotools import mask as mask_utils
+
+    native = {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
+    return int(mask_utils.area(native)), [float(v) for v in mask_utils.toBbox(native)]

@@ -34,6 +34,8 @@ class MetaKey:
     Cityscapes instanceIds value); exporters reuse it so ids survive a round trip."""
     VOID = "void"
     """bool: True marks the segment holding the unlabelled (void) pixels."""
+    SCORE = "score"
+    """float: a prediction's confidence (COCO results files), kept for the way back."""
 
 
 DEFAULT_VOID_LABEL = "void"
@@ -49,7 +51,8 @@ class Category:
 
     id: int
     name: str
-    supercategory: str = ""
+    supercategory: str | None = None
+    """``None`` when the source has no supercategory (e.g. LVIS), so none is invented."""
     isthing: bool = True
     color: tuple[int, int, int] | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -94,6 +97,9 @@ class Sample:
     annotation_id: str | None = None
     file_name: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    """Facts worth reporting that are not errors (e.g. occluded pixels); each note is a JSON
+    object with at least ``rule`` and ``message``; the pipeline adds ``item``."""
 
     def check(self) -> None:
         """Check the hub invariants; raise :class:`ItemError` naming the rule broken."""

@@ -59,7 +59,7 @@ def validate_dataset(
     context = ExportContext(output=source, categories=tuple(dataset.categories))
     job = ItemJob(dataset.loader, dataset.context, _discard, context)
     checked = 0
-    for ok, result in run_items(job, unique_references(dataset.items), jobs or default_jobs()):
+    for ok, result, _ in run_items(job, unique_references(dataset.items), jobs or default_jobs()):
         checked += 1
         if not ok:
             problems.append(result)

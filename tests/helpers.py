@@ -221,3 +221,29 @@ def synthetic_instance_ids(seed: int = 0, height: int = 40, width: int = 60) -> 
     values[26:36, 40:50] = 29000
     values[0:4, 50:60] = 0  # unlabeled
     return values
+
+
+# ---------------------------------------------------------------- COCO RLE
+
+COCOAPI_RESULTS = REALDATA / "cocoapi" / "results" / "instances_val2014_fakesegm100_results.json"
+FASTER_COCO_EVAL = (
+    REALDATA / "faster_coco_eval" / "tests" / "dataset" / "cocoapi" / "instances_val2014_100.json"
+)
+LVIS = REALDATA / "lvis-api" / "data" / "lvis_val_100.json"
+DATUMARO_COCO = (
+    REALDATA / "datumaro" / "tests" / "assets" / "coco_dataset" / "coco_instances" / "annotations"
+)
+DATUMARO_SA1B = REALDATA / "datumaro" / "tests" / "assets" / "segment_anything_dataset"
+
+
+def decode_any(segmentation: Any, height: int, width: int) -> np.ndarray:
+    """Decode a COCO segmentation with pycocotools directly (the test's own oracle)."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation["counts"], list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:
+        rle = {"size": segmentation["size"], "counts": segmentation["counts"].encode()}
+    return mask_utils.decode(rle).astype(bool)

@@ -101,7 +101,7 @@ def test_formats_lists_both_directions_with_provider(no_third_party):
     rows = json.loads(result.stdout)
     assert {(r["name"], r["direction"]) for r in rows} == {
         (name, direction)
-        for name in ("nucleus", "coco-panoptic", "cityscapes")
+        for name in ("nucleus", "coco-panoptic", "cityscapes", "coco-rle")
         for direction in ("import", "export")
     }
     assert all(r["missing_requirements"] == [] for r in rows)

@@ -96,3 +96,45 @@ def test_missing_png_is_png_missing(tmp_path):
     with pytest.raises(ItemError) as caught:
         read_png(tmp_path / "none.png", "rgb")
     assert caught.value.rule == "png-missing"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 9), st.integers(1, 9), st.randoms(use_true_random=False))
+def test_rle_string_total_matches_the_mask_size_pycocotools_encodes(height, width, rnd):
+    from segconvert.masks import decode_segmentation, encode_rle, rle_string_total
+
+    binary = np.array([[rnd.random() < 0.4 for _ in range(width)] for _ in range(height)], np.uint8)
+    rle = encode_rle(binary)
+    assert rle_string_total(rle["counts"]) == height * width
+    assert np.array_equal(decode_segmentation(rle, height, width), binary)
+
+
+def test_rle_whose_runs_overflow_the_image_is_refused_before_decoding():
+    from segconvert.masks import decode_segmentation, encode_rle
+
+    big = encode_rle(np.ones((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="sum to 100"):
+        decode_segmentation({"size": [5, 5], "counts": big["counts"]}, 5, 5)
+
+
+def test_uncompressed_rle_decodes_and_short_counts_are_refused():
+    from segconvert.masks import decode_segmentation
+
+    mask = decode_segmentation({"counts": [0, 20, 30], "size": [10, 5]}, 10, 5)
+    assert mask.sum() == 20 and mask[0, 0] == 1
+    with pytest.raises(ValueError, match="sum to 40"):
+        decode_segmentation({"counts": [0, 20, 20], "size": [10, 5]}, 10, 5)
+
+
+def test_rle_size_must_be_the_image_size():
+    from segconvert.masks import decode_segmentation
+
+    with pytest.raises(ValueError, match="not the image"):
+        decode_segmentation({"counts": [50], "size": [5, 10]}, 10, 5)
+
+
+def test_two_point_polygons_are_not_taken_for_bboxes():
+    from segconvert.masks import decode_segmentation
+
+    mask = decode_segmentation([[1, 1, 3, 1], [0, 0, 4, 0, 4, 4, 0, 4]], 6, 6)
+    assert mask.shape == (6, 6) and mask.sum() == 16

@@ -43,7 +43,7 @@ class RaisingPlugin:
 
 
 def test_builtins_provide_both_directions_of_every_format(registry):
-    names = ["cityscapes", "coco-panoptic", "nucleus"]
+    names = ["cityscapes", "coco-panoptic", "coco-rle", "nucleus"]
     assert [r.descriptor.name for r in registry.importers()] == names
     assert [r.descriptor.name for r in registry.exporters()] == names
     assert {r.provider.name for r in registry.entries()} == set(BUILTIN_PLUGINS)

@@ -182,7 +182,7 @@ def labels_from_categories(categories: Sequence[Category]) -> dict[int, Label]:
             trainId=int(
                 fields.get("trainId", known.trainId if known and known.id == label_id else 255)
             ),
-            category=category.supercategory,
+            category=category.supercategory or "",
             categoryId=int(fields.get("categoryId", 0)),
             hasInstances=bool(fields.get("hasInstances", category.isthing)),
             ignoreInEval=bool(fields.get("ignoreInEval", False)),

@@ -16,7 +16,9 @@ from segconvert import (
     MetaKey,
     Option,
     Sample,
+    assign_ids,
     atomic_write_json,
+    categories_to_coco,
     ids_to_rgb_table,
     json_native,
     paint,
@@ -25,7 +27,6 @@ from segconvert import (
     segment_stats,
     write_png,
 )
-from segconvert_coco_panoptic.categories import categories_to_coco
 
 MAX_SEGMENT_ID = (1 << 24) - 1
 STANDARD_METADATA = (MetaKey.CATEGORY_ID, MetaKey.ISCROWD, MetaKey.SOURCE_ID, MetaKey.VOID)
@@ -131,20 +132,9 @@ def write_item(sample: Sample, ctx: ExportContext) -> CocoRecord:
 
 def assign_image_ids(records: list[CocoRecord]) -> None:
     """Give images without a usable id (or with a duplicate one) the next free integer."""
-    used: set[Any] = set()
-    pending = []
+    assign_ids([r.image for r in records])
     for record in records:
-        image_id = record.image.get("id")
-        if image_id is None or image_id in used:
-            pending.append(record)
-        else:
-            used.add(image_id)
-    next_id = max([i for i in used if isinstance(i, int)], default=0) + 1
-    for record in pending:
-        while next_id in used:
-            next_id += 1
-        record.image["id"] = record.annotation["image_id"] = next_id
-        used.add(next_id)
+        record.annotation["image_id"] = record.image["id"]
 
 
 def write_dataset(records: Iterable[CocoRecord], ctx: ExportContext) -> list[Path]:

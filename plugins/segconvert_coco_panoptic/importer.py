@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,15 +26,17 @@ from segconvert import (
     Option,
     Sample,
     Segment,
+    categories_from_coco,
+    placeholder_categories,
     read_json,
     read_png,
+    reference_id_from_names,
     rgb_to_id,
     safe_join,
     schemas,
     segment_stats,
     smallest_index_dtype,
 )
-from segconvert_coco_panoptic.categories import categories_from_coco
 
 MAX_SEGMENT_ID = (1 << 24) - 1
 SEGMENT_KEYS = ("id", "category_id", "iscrowd", "area", "bbox")
@@ -84,10 +86,11 @@ def find_json(path: Path) -> Path:
 
 def reference_id_of(image: Mapping[str, Any] | None, annotation: Mapping[str, Any]) -> str:
     """The reference id: the image file name minus extension (else the PNG's, else the id)."""
-    for name in ((image or {}).get("file_name"), annotation.get("file_name")):
-        if isinstance(name, str) and name:
-            return PurePosixPath(name.replace("\\", "/")).with_suffix("").as_posix()
-    return str(annotation.get("image_id"))
+    return reference_id_from_names(
+        (image or {}).get("file_name"),
+        annotation.get("file_name"),
+        fallback=annotation.get("image_id"),
+    )
 
 
 def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
@@ -147,16 +150,13 @@ def single_image_annotation(segments_info: list[Any], png_dir: Path, file: str) 
 
 def categories_from_ids(annotations: list[Any]) -> list[Category]:
     """Placeholder categories (``category-<id>``) when the file names none."""
-    ids = sorted(
-        {
-            s["category_id"]
-            for a in annotations
-            if isinstance(a, dict)
-            for s in a.get("segments_info") or []
-            if isinstance(s, dict) and isinstance(s.get("category_id"), int)
-        }
+    return placeholder_categories(
+        s.get("category_id")
+        for a in annotations
+        if isinstance(a, dict)
+        for s in a.get("segments_info") or []
+        if isinstance(s, dict)
     )
-    return [Category(id=i, name=f"category-{i}") for i in ids]
 
 
 def iter_refs(document: dict[str, Any], png_dir: Path, file: str) -> Iterator[CocoRef]:
@@ -387,7 +387,8 @@ IMPORTER = Importer(
         ),
         Option(
             "categories",
-            "COCO categories JSON to use (e.g. panoptic_coco_categories.json).",
+            "COCO JSON whose categories to use (e.g. panoptic_coco_categories.json, or the "
+            "ground truth of a results file, whose images are then used too).",
             type="path",
         ),
     ),
