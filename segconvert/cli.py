@@ -19,6 +19,7 @@ from segconvert.descriptors import Option
 from segconvert.errors import SegconvertError
 from segconvert.manager import third_party_disabled_by_env
 from segconvert.registry import Registry, build_registry
+from segconvert.transforms import MODES, OVERFLOW_POLICIES
 from segconvert.validate import validate_dataset
 
 _CLICK_TYPES: dict[str, Any] = {
@@ -63,6 +64,33 @@ def _run_options(registry: Registry) -> Callable[[Any], Any]:
                     default=None,
                     help="Progress bar (default: on a terminal).",
                 ),
+                click.option(
+                    "--mode",
+                    type=click.Choice(MODES),
+                    default="panoptic",
+                    show_default=True,
+                    help="One Segment per instance and stuff region (panoptic); "
+                    "stuff and void as one background (instance); one per class "
+                    "(semantic).",
+                ),
+                click.option(
+                    "--label-map",
+                    type=click.Path(exists=True, dir_okay=False),
+                    help="JSON renaming, merging and dropping categories.",
+                ),
+                click.option(
+                    "--on-overflow",
+                    type=click.Choice(OVERFLOW_POLICIES),
+                    default="error",
+                    show_default=True,
+                    help="An item with more segments than the target holds (Nucleus: "
+                    "256): fail it, fall back to semantic, or skip it.",
+                ),
+                click.option(
+                    "--void-label",
+                    help="Label of the void Segment (default 'void'; "
+                    "'background' in instance mode).",
+                ),
             ]
         ):
             command = decorator(command)
@@ -85,6 +113,9 @@ def _run_conversion(
     quiet = params.pop("quiet")
     as_json = params.pop("as_json")
     show_progress = params.pop("progress")
+    transform_options = {
+        k: params.pop(k) for k in ("mode", "label_map", "on_overflow", "void_label")
+    }
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not quiet and not as_json
     bar: Any = None
@@ -114,6 +145,7 @@ def _run_conversion(
             overwrite=overwrite,
             registry=registry,
             progress=progress if show_progress else None,
+            **transform_options,
         )
     finally:
         if bar is not None:

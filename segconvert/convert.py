@@ -10,6 +10,7 @@ they never stop the run unless ``fail_fast`` is set.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -27,6 +28,7 @@ from segconvert.errors import ItemError, OutputError, UsageError
 from segconvert.files import atomic_open
 from segconvert.model import Dataset, ItemRef, Sample
 from segconvert.registry import Registry, build_registry
+from segconvert.transforms import LabelMap, SkipItem, Transform
 
 ERROR_REPORT_NAME = "segconvert-errors.jsonl"
 """File name of the per-item error report, written inside the output folder."""
@@ -35,6 +37,7 @@ NOTES_REPORT_NAME = "segconvert-notes.jsonl"
 
 CHUNK_SIZE = 4
 """Items per task sent to a worker."""
+OK, ERROR, SKIPPED = "ok", "error", "skipped"
 
 
 @dataclass
@@ -47,6 +50,7 @@ class ConversionReport:
     to_format: str
     converted: int = 0
     failed: int = 0
+    skipped: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     error_report: Path | None = None
     notes: list[dict[str, Any]] = field(default_factory=list)
@@ -64,14 +68,16 @@ class ConversionReport:
     @property
     def items_per_second(self) -> float:
         """Throughput over every item attempted."""
-        total = self.converted + self.failed
+        total = self.converted + self.failed + self.skipped
         return total / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
         """One human-readable line."""
         line = (
             f"{self.from_format} -> {self.to_format}: {self.converted} converted, "
-            f"{self.failed} failed in {self.seconds:.1f}s ({self.items_per_second:.1f} items/s)"
+            f"{self.failed} failed"
+            + (f", {self.skipped} skipped" if self.skipped else "")
+            + f" in {self.seconds:.1f}s ({self.items_per_second:.1f} items/s)"
         )
         if self.error_report:
             line += f"; errors in {self.error_report}"
@@ -88,6 +94,7 @@ class ConversionReport:
             "to": self.to_format,
             "converted": self.converted,
             "failed": self.failed,
+            "skipped": self.skipped,
             "seconds": round(self.seconds, 3),
             "items_per_second": round(self.items_per_second, 2),
             "error_report": str(self.error_report) if self.error_report else None,
@@ -129,7 +136,7 @@ def _with_defaults(known: Mapping[str, Option], given: Mapping[str, Any]) -> dic
     return values
 
 
-def prepare_output(output: Path, source: Path, overwrite: bool) -> None:
+def check_output(output: Path, source: Path, overwrite: bool) -> None:
     """Refuse a non-empty output folder (unless ``overwrite``) or one that is the source."""
     if output.exists() and not output.is_dir():
         raise OutputError(f"output {output} exists and is not a folder")
@@ -139,7 +146,6 @@ def prepare_output(output: Path, source: Path, overwrite: bool) -> None:
         raise OutputError(f"output {output} is the source folder; choose another")
     if output.is_dir() and any(output.iterdir()) and not overwrite:
         raise OutputError(f"output folder {output} is not empty; pass --overwrite to write into it")
-    output.mkdir(parents=True, exist_ok=True)
 
 
 # ---------------------------------------------------------------- per-item work
@@ -153,24 +159,29 @@ class ItemJob:
     load_context: Any
     write_item: Callable[[Sample, ExportContext], Any]
     export_context: ExportContext
+    transform: Transform = Transform()
 
-    def run(self, ref: ItemRef) -> tuple[bool, Any, list[dict[str, Any]]]:
-        """``(True, record, notes)`` or ``(False, error record, [])`` for one item."""
+    def run(self, ref: ItemRef) -> tuple[str, Any, list[dict[str, Any]]]:
+        """``("ok", record, notes)``, ``("error", error record, [])`` or
+        ``("skipped", None, [note])`` for one item."""
         if isinstance(ref, RejectedItem):
-            return False, ref.error.to_record(), []
+            return ERROR, ref.error.to_record(), []
         try:
             sample = self.loader(ref, self.load_context)
             sample.check()
+            sample = self.transform.apply(sample)
             record = self.write_item(sample, self.export_context)
             notes = [{"item": sample.reference_id, **note} for note in sample.notes]
-            return True, record, notes
+            return OK, record, notes
+        except SkipItem as skip:
+            return SKIPPED, None, [{"item": getattr(ref, "reference_id", None), **skip.note}]
         except ItemError as exc:
-            return False, exc.to_record(), []
+            return ERROR, exc.to_record(), []
         except Exception as exc:  # a bug in one item must not kill the other 100k
             item = getattr(ref, "reference_id", None)
             message = f"internal error: {type(exc).__name__}: {exc}"
             error = {"item": item, "file": None, "rule": "internal-error", "message": message}
-            return False, error, []
+            return ERROR, error, []
 
 
 @dataclass(frozen=True)
@@ -211,7 +222,7 @@ def _init_worker(job: ItemJob) -> None:
     _worker_job = job
 
 
-def _run_chunk(refs: list[ItemRef]) -> list[tuple[bool, Any, list[dict[str, Any]]]]:
+def _run_chunk(refs: list[ItemRef]) -> list[tuple[str, Any, list[dict[str, Any]]]]:
     assert _worker_job is not None
     return [_worker_job.run(ref) for ref in refs]
 
@@ -224,7 +235,7 @@ def _chunks(items: Iterable[ItemRef], size: int) -> Iterator[list[ItemRef]]:
 
 def run_items(
     job: ItemJob, refs: Iterable[ItemRef], jobs: int
-) -> Iterator[tuple[bool, Any, list[dict[str, Any]]]]:
+) -> Iterator[tuple[str, Any, list[dict[str, Any]]]]:
     """Results of ``job.run`` over ``refs``, in input order, with ``jobs`` processes."""
     if jobs <= 1:
         for ref in refs:
@@ -264,6 +275,10 @@ def convert(
     overwrite: bool = False,
     registry: Registry | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    mode: str = "panoptic",
+    label_map: str | os.PathLike[str] | LabelMap | None = None,
+    on_overflow: str = "error",
+    void_label: str | None = None,
 ) -> ConversionReport:
     """Convert the dataset at ``source`` into ``output`` as ``to_format``.
 
@@ -278,6 +293,13 @@ def convert(
         overwrite: write into a non-empty output folder (files segconvert did not write stay).
         registry: the formats to use; by default built-ins plus installed plugins.
         progress: called after every item with ``(items done, total or None)``.
+        mode: ``"panoptic"``, ``"instance"`` or ``"semantic"`` (see :mod:`segconvert.transforms`).
+        label_map: a label map file (or :class:`~segconvert.transforms.LabelMap`) renaming,
+            merging and dropping categories; checked against the dataset before any work.
+        on_overflow: ``"error"``, ``"semantic"`` or ``"skip"``: what to do with an item that
+            has more segments than the target holds (Nucleus: 256).
+        void_label: label of the void Segment (default ``"void"``; ``"background"`` in
+            instance mode).
 
     Returns:
         A :class:`ConversionReport`; its ``exit_code`` says whether every item made it.
@@ -297,30 +319,50 @@ def convert(
             raise UsageError(f"format {descriptor.name!r} needs {', '.join(missing)} installed")
     if not source_path.exists():
         raise UsageError(f"source {source_path} does not exist")
-    prepare_output(output_path, source_path, overwrite)
+    check_output(output_path, source_path, overwrite)
+    transform = Transform(
+        mode=mode,
+        on_overflow=on_overflow,
+        void_label=void_label,
+        max_segments=exporter.max_segments,
+    )
 
     dataset: Dataset = importer.open(source_path, import_options)
+    categories = list(dataset.categories)
+    if label_map is not None:
+        mapping = label_map if isinstance(label_map, LabelMap) else LabelMap.load(label_map)
+        categories, category_map = mapping.apply_to(categories)
+        transform = dataclasses.replace(transform, category_map=category_map)
+    transform = dataclasses.replace(
+        transform, things=frozenset(c.id for c in categories if c.isthing)
+    )
+    output_path.mkdir(parents=True, exist_ok=True)
     context = ExportContext(
         output=output_path,
-        categories=tuple(dataset.categories),
+        categories=tuple(categories),
         options=export_options,
         metadata=dataset.metadata,
+        void_label=transform.effective_void_label,
     )
     if exporter.prepare:
         exporter.prepare(context)
     assert dataset.loader is not None
-    job = ItemJob(dataset.loader, dataset.context, exporter.write_item, context)
+    job = ItemJob(dataset.loader, dataset.context, exporter.write_item, context, transform)
     report = ConversionReport(source_path, output_path, importer.name, exporter.name)
 
     def records() -> Iterator[Any]:
         refs = unique_references(dataset.items)
-        for done, (ok, result, notes) in enumerate(run_items(job, refs, jobs or default_jobs()), 1):
+        for done, (status, result, notes) in enumerate(
+            run_items(job, refs, jobs or default_jobs()), 1
+        ):
             if progress:
                 progress(done, dataset.size)
-            if ok:
+            report.notes.extend(notes)
+            if status == OK:
                 report.converted += 1
-                report.notes.extend(notes)
                 yield result
+            elif status == SKIPPED:
+                report.skipped += 1
             else:
                 report.failed += 1
                 report.errors.append(result)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from segconvert.errors import ItemError
-from segconvert.model import Category, Dataset, ItemRef, Sample
+from segconvert.model import DEFAULT_VOID_LABEL, Category, Dataset, ItemRef, Sample
 
 OptionType = Literal["str", "path", "int", "flag", "choice"]
 
@@ -96,6 +96,7 @@ class ExportContext:
     categories: tuple[Category, ...]
     options: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    void_label: str = DEFAULT_VOID_LABEL
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ class Exporter:
             parent, consuming the records of the items that succeeded, in input order; writes
             the aggregate files (validated, atomically) and returns the paths written.
         prepare: ``prepare(ctx)`` -- runs once in the parent before any item (make folders).
+        max_segments: most segments one item may have (Nucleus: 256); the pipeline applies
+            ``--on-overflow`` to items with more. ``None``: no limit.
         description, aliases, options, requires: as for :class:`Importer`.
     """
 
@@ -119,6 +122,7 @@ class Exporter:
     write_item: Callable[[Sample, ExportContext], Any]
     write_dataset: Callable[[Iterable[Any], ExportContext], list[Path]]
     prepare: Callable[[ExportContext], None] | None = None
+    max_segments: int | None = None
     description: str = ""
     aliases: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()

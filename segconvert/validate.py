@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from segconvert.convert import ItemJob, default_jobs, run_items, unique_references
+from segconvert.convert import OK, ItemJob, default_jobs, run_items, unique_references
 from segconvert.descriptors import ExportContext
 from segconvert.errors import SegconvertError
 from segconvert.model import Sample
@@ -59,8 +59,10 @@ def validate_dataset(
     context = ExportContext(output=source, categories=tuple(dataset.categories))
     job = ItemJob(dataset.loader, dataset.context, _discard, context)
     checked = 0
-    for ok, result, _ in run_items(job, unique_references(dataset.items), jobs or default_jobs()):
+    for status, result, _ in run_items(
+        job, unique_references(dataset.items), jobs or default_jobs()
+    ):
         checked += 1
-        if not ok:
+        if status != OK:
             problems.append(result)
     return checked, problems

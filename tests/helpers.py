@@ -83,6 +83,7 @@ def write_coco_panoptic(
     *,
     name: str = "panoptic_val",
     skip_png: set[str] = frozenset(),
+    categories: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Write ``root/name.json`` and ``root/name/*.png``; return the JSON path."""
     png_dir = root / name
@@ -129,7 +130,7 @@ def write_coco_panoptic(
         "licenses": [],
         "images": images,
         "annotations": annotations,
-        "categories": CATEGORIES,
+        "categories": categories or CATEGORIES,
     }
     path = root / f"{name}.json"
     path.write_text(json.dumps(document))
@@ -247,3 +248,39 @@ def decode_any(segmentation: Any, height: int, width: int) -> np.ndarray:
     else:
         rle = {"size": segmentation["size"], "counts": segmentation["counts"].encode()}
     return mask_utils.decode(rle).astype(bool)
+
+
+# ---------------------------------------------------------------- the Nucleus docs' example
+
+NUCLEUS_EXAMPLE_CATEGORIES = [
+    {"id": 101, "name": "building", "supercategory": "", "isthing": 0, "color": [70, 70, 70]},
+    {"id": 102, "name": "tree", "supercategory": "", "isthing": 0, "color": [107, 142, 35]},
+    {"id": 103, "name": "fence", "supercategory": "", "isthing": 0, "color": [190, 153, 153]},
+    {"id": 104, "name": "wall", "supercategory": "", "isthing": 0, "color": [102, 102, 156]},
+    {"id": 105, "name": "pavement", "supercategory": "", "isthing": 0, "color": [244, 35, 232]},
+    {"id": 1, "name": "person", "supercategory": "", "isthing": 1, "color": [220, 20, 60]},
+    {"id": 2, "name": "handbag", "supercategory": "", "isthing": 1, "color": [0, 0, 142]},
+    {"id": 3, "name": "bird", "supercategory": "", "isthing": 1, "color": [255, 0, 0]},
+]
+
+
+def nucleus_example_spec() -> ImageSpec:
+    """11 values: background (void), building, tree, fence, wall, pavement (stuff),
+    person, handbag, three birds (things)."""
+    return ImageSpec(
+        "example",
+        width=60,
+        height=40,
+        segments=[
+            (11, 101, 0, (0, 10, 0, 30)),
+            (12, 102, 0, (0, 10, 30, 60)),
+            (13, 103, 0, (10, 20, 0, 20)),
+            (14, 104, 0, (10, 20, 20, 40)),
+            (15, 105, 0, (30, 40, 0, 60)),
+            (21, 1, 0, (20, 30, 0, 8)),
+            (22, 2, 0, (24, 28, 8, 12)),
+            (31, 3, 0, (20, 24, 20, 24)),
+            (32, 3, 0, (20, 24, 30, 34)),
+            (33, 3, 0, (20, 24, 40, 44)),
+        ],
+    )  # rows 20-30 outside those boxes stay void: the background

@@ -34,6 +34,8 @@ from segconvert_cityscapes.layout import city_of
 KIND = "gtFine"
 VOID_LABEL_ID = 0
 VOID_TRAIN_ID = 255
+VOID_LABEL = Label("unlabeled", VOID_LABEL_ID, VOID_TRAIN_ID, "void", 0, False, True, (0, 0, 0))
+"""Listed in ``labels.json`` when no category has id 0, so void pixels read back as void."""
 
 
 def frame_place(sample: Sample, ctx: ExportContext) -> tuple[str, str]:
@@ -144,7 +146,10 @@ def write_dataset(records: Iterable[None], ctx: ExportContext) -> list[Path]:
     """Consume the records; write ``labels.json``, the label table the PNGs use."""
     for _ in records:
         pass
-    document = table_document(labels_from_categories(ctx.categories).values())
+    labels = list(labels_from_categories(ctx.categories).values())
+    if all(label.id != VOID_LABEL_ID for label in labels):  # void pixels are written as 0
+        labels.insert(0, VOID_LABEL)
+    document = table_document(labels)
     path = ctx.output / "labels.json"
     schemas.validate(CITYSCAPES_LABELS, document, file=str(path))
     atomic_write_json(path, document, indent=1)

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from segconvert import (
-    DEFAULT_VOID_LABEL,
     Category,
     ExportContext,
     Exporter,
@@ -162,7 +161,7 @@ def write_dataset(records: Iterable[NucleusRecord], ctx: ExportContext) -> list[
             handles[1].write(record.image_line + "\n")
             if with_items and record.item_line is not None:
                 handles[2].write(record.item_line + "\n")
-    taxonomy = taxonomy_document(ctx.categories, ctx.metadata, DEFAULT_VOID_LABEL)
+    taxonomy = taxonomy_document(ctx.categories, ctx.metadata, ctx.void_label)
     schemas.validate(schemas.TAXONOMY, taxonomy, file=str(out / TAXONOMY))
     atomic_write_json(out / TAXONOMY, taxonomy, indent=2)
     return [*paths, out / TAXONOMY]
@@ -174,6 +173,7 @@ EXPORTER = Exporter(
     write_item=write_item,
     write_dataset=write_dataset,
     prepare=prepare,
+    max_segments=MAX_SEGMENTS,
     options=(
         Option(
             "mask-url-prefix",

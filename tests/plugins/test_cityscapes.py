@@ -310,7 +310,8 @@ def test_a_user_label_table_replaces_the_official_one(tmp_path, registry):
     assert [c.name for c in dataset.categories] == ["lane", "robot"]
     back = via_nucleus(tmp_path / "cs", tmp_path, registry, **options)
     assert np.array_equal(gt_files(back, "instanceIds")["lab_000000_000001"], values)
-    assert json.loads((back / "labels.json").read_text())[1]["name"] == "robot"
+    written = {row["name"]: row["id"] for row in json.loads((back / "labels.json").read_text())}
+    assert written == {"unlabeled": 0, "lane": 1, "robot": 2}  # void (0) listed so it reads back
 
 
 def test_more_than_256_segments_is_a_clear_item_error_going_to_nucleus(tmp_path, registry):
