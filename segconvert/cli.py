@@ -57,6 +57,12 @@ def _run_options(registry: Registry) -> Callable[[Any], Any]:
                 click.option(
                     "--overwrite", is_flag=True, help="Write into a non-empty output folder."
                 ),
+                click.option(
+                    "--resume",
+                    is_flag=True,
+                    help="Continue an interrupted conversion into OUTPUT, reusing "
+                    "the items it finished.",
+                ),
                 click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors."),
                 click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
                 click.option(
@@ -110,6 +116,7 @@ def _run_conversion(
     jobs = params.pop("jobs")
     fail_fast = params.pop("fail_fast")
     overwrite = params.pop("overwrite")
+    resume = params.pop("resume")
     quiet = params.pop("quiet")
     as_json = params.pop("as_json")
     show_progress = params.pop("progress")
@@ -143,6 +150,7 @@ def _run_conversion(
             jobs=jobs,
             fail_fast=fail_fast,
             overwrite=overwrite,
+            resume=resume,
             registry=registry,
             progress=progress if show_progress else None,
             **transform_options,

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -25,7 +26,8 @@ from typing import Any
 from segconvert import schemas
 from segconvert.descriptors import ExportContext, Exporter, Importer, Option
 from segconvert.errors import ItemError, OutputError, UsageError
-from segconvert.files import atomic_open
+from segconvert.files import TEMPORARY_PREFIX, TEMPORARY_SUFFIX, atomic_open
+from segconvert.journal import JOURNAL_NAME, Journal
 from segconvert.model import Dataset, ItemRef, Sample
 from segconvert.registry import Registry, build_registry
 from segconvert.transforms import LabelMap, SkipItem, Transform
@@ -136,8 +138,9 @@ def _with_defaults(known: Mapping[str, Option], given: Mapping[str, Any]) -> dic
     return values
 
 
-def check_output(output: Path, source: Path, overwrite: bool) -> None:
-    """Refuse a non-empty output folder (unless ``overwrite``) or one that is the source."""
+def check_output(output: Path, source: Path, overwrite: bool, resume: bool = False) -> None:
+    """Refuse a non-empty output folder (unless ``overwrite``, or ``resume`` with a journal)
+    or one that is the source."""
     if output.exists() and not output.is_dir():
         raise OutputError(f"output {output} exists and is not a folder")
     resolved = output.resolve()
@@ -145,7 +148,18 @@ def check_output(output: Path, source: Path, overwrite: bool) -> None:
     if resolved == source_dir:
         raise OutputError(f"output {output} is the source folder; choose another")
     if output.is_dir() and any(output.iterdir()) and not overwrite:
-        raise OutputError(f"output folder {output} is not empty; pass --overwrite to write into it")
+        if resume and (output / JOURNAL_NAME).is_file():
+            return
+        hint = " (and has no interrupted conversion to resume)" if resume else ""
+        raise OutputError(
+            f"output folder {output} is not empty{hint}; pass --overwrite to write into it"
+        )
+
+
+def remove_stale_temporaries(output: Path) -> None:
+    """Delete temporary files a killed run of ours left behind (only names we make)."""
+    for path in output.rglob(f"{TEMPORARY_PREFIX}*{TEMPORARY_SUFFIX}"):
+        path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- per-item work
@@ -164,6 +178,8 @@ class ItemJob:
     def run(self, ref: ItemRef) -> tuple[str, Any, list[dict[str, Any]]]:
         """``("ok", record, notes)``, ``("error", error record, [])`` or
         ``("skipped", None, [note])`` for one item."""
+        if isinstance(ref, FinishedItem):
+            return ref.result
         if isinstance(ref, RejectedItem):
             return ERROR, ref.error.to_record(), []
         try:
@@ -182,6 +198,13 @@ class ItemJob:
             message = f"internal error: {type(exc).__name__}: {exc}"
             error = {"item": item, "file": None, "rule": "internal-error", "message": message}
             return ERROR, error, []
+
+
+@dataclass(frozen=True)
+class FinishedItem:
+    """An item an interrupted run already finished (``--resume``): its result is reused."""
+
+    result: tuple[str, Any, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -273,6 +296,7 @@ def convert(
     jobs: int | None = None,
     fail_fast: bool = False,
     overwrite: bool = False,
+    resume: bool = False,
     registry: Registry | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     mode: str = "panoptic",
@@ -291,6 +315,8 @@ def convert(
         jobs: worker processes; ``None`` uses every core, ``1`` runs in-process.
         fail_fast: raise the first item error instead of recording it and going on.
         overwrite: write into a non-empty output folder (files segconvert did not write stay).
+        resume: continue an interrupted conversion into ``output`` (same source and options),
+            reusing the items it finished; the result equals an uninterrupted run.
         registry: the formats to use; by default built-ins plus installed plugins.
         progress: called after every item with ``(items done, total or None)``.
         mode: ``"panoptic"``, ``"instance"`` or ``"semantic"`` (see :mod:`segconvert.transforms`).
@@ -319,7 +345,7 @@ def convert(
             raise UsageError(f"format {descriptor.name!r} needs {', '.join(missing)} installed")
     if not source_path.exists():
         raise UsageError(f"source {source_path} does not exist")
-    check_output(output_path, source_path, overwrite)
+    check_output(output_path, source_path, overwrite, resume)
     transform = Transform(
         mode=mode,
         on_overflow=on_overflow,
@@ -337,6 +363,18 @@ def convert(
         transform, things=frozenset(c.id for c in categories if c.isthing)
     )
     output_path.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output_path)
+    params = {
+        "source": str(source_path.resolve()),
+        "from": importer.name,
+        "to": exporter.name,
+        "options": {**import_options, **export_options},
+        "mode": mode,
+        "label_map": str(label_map) if label_map is not None else None,
+        "on_overflow": on_overflow,
+        "void_label": void_label,
+    }
+    journal = Journal.open(output_path, params, resume)
     context = ExportContext(
         output=output_path,
         categories=tuple(categories),
@@ -350,11 +388,17 @@ def convert(
     job = ItemJob(dataset.loader, dataset.context, exporter.write_item, context, transform)
     report = ConversionReport(source_path, output_path, importer.name, exporter.name)
 
+    def resumable(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
+        for position, ref in enumerate(refs):
+            finished = journal.previous.get(position)
+            yield FinishedItem(finished) if finished else ref
+
     def records() -> Iterator[Any]:
-        refs = unique_references(dataset.items)
+        refs = resumable(unique_references(dataset.items))
         for done, (status, result, notes) in enumerate(
             run_items(job, refs, jobs or default_jobs()), 1
         ):
+            journal.add(done - 1, (status, result, notes))
             if progress:
                 progress(done, dataset.size)
             report.notes.extend(notes)
@@ -374,7 +418,11 @@ def convert(
                         file=result["file"],
                     )
 
-    report.files = exporter.write_dataset(records(), context)
+    try:
+        report.files = exporter.write_dataset(records(), context)
+    finally:
+        completed = sys.exc_info()[0] is None
+        journal.close(completed=completed)
     report.error_report = write_error_report(output_path, report.errors)
     report.notes_report = write_jsonl_report(output_path / NOTES_REPORT_NAME, report.notes)
     report.seconds = time.perf_counter() - started

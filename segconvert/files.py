@@ -17,12 +17,19 @@ from typing import IO, Any
 
 from segconvert.errors import InputError, ItemError
 
+TEMPORARY_PREFIX = ".segconvert-tmp."
+TEMPORARY_SUFFIX = ".tmp"
+"""Temporary files are ``.segconvert-tmp.<name>.<random>.tmp`` next to their final name; a
+killed run may leave some, which the next run into the folder removes."""
+
 
 @contextmanager
 def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path``; rename it onto ``path`` only on success."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f"{TEMPORARY_PREFIX}{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent
+    )
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:

@@ -18,8 +18,9 @@ from PIL import Image
 from segconvert.errors import ItemError
 from segconvert.files import atomic_write_bytes
 
-MAX_IMAGE_PIXELS = 1 << 28
-"""Largest mask (width x height) segconvert will decode: 268,435,456 pixels, e.g. 16384 x 16384."""
+MAX_IMAGE_PIXELS = 1 << 27
+"""Largest mask (width x height) segconvert will decode: 134,217,728 pixels (e.g. 16384 x 8192),
+checked from the PNG header before any pixel is decoded (decompression bombs)."""
 
 PNG_COMPRESS_LEVEL = 1
 """zlib level for masks: level 1 is several times faster than 6 and barely larger on masks."""
@@ -46,16 +47,19 @@ def read_png(path: Path, kind: str, *, item: str | None = None) -> npt.NDArray[A
     with handle:
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check below
                 image = Image.open(handle)
                 image_format = image.format
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        except Image.DecompressionBombError as exc:
+            raise ItemError(
+                f"{path}: image too large to decode ({exc})",
+                rule="png-too-large",
+                item=item,
+                file=file,
+            ) from None
+        except (OSError, SyntaxError, ValueError) as exc:
             raise ItemError(
                 f"{path}: not a readable PNG ({exc})", rule="png-unreadable", item=item, file=file
-            ) from None
-        except Image.DecompressionBombWarning:
-            raise ItemError(
-                f"{path}: image too large to decode", rule="png-too-large", item=item, file=file
             ) from None
         width, height = image.size
         if width * height > MAX_IMAGE_PIXELS:

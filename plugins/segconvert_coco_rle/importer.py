@@ -85,6 +85,8 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
         files = sorted(p for p in path.glob("*.json") if p.name != CATEGORIES_FILE)
         if not files:
             raise InputError(f"{path}: no per-image JSON files in this folder", file=str(path))
+        if len(files) == 1:  # e.g. our own output folder holding instances.json
+            return scan(files[0], options)
         refs = [RleRef(p.stem, str(p), per_image_file=True) for p in files]
         return per_image_dataset(refs, options, overlap, path / CATEGORIES_FILE)
     document = read_json(path)

@@ -1,0 +1,202 @@
+"""Interrupted runs: a SIGKILL leaves no truncated file; --resume finishes byte-identically."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from helpers import ImageSpec, default_spec, segconvert_command, write_coco_panoptic
+from PIL import Image
+
+from segconvert import OutputError, convert
+from segconvert.files import TEMPORARY_PREFIX
+from segconvert.journal import JOURNAL_NAME
+
+
+def tiny_specs(count: int) -> list[ImageSpec]:
+    specs = []
+    for k in range(count):
+        spec = ImageSpec(
+            f"img{k:05d}",
+            width=12,
+            height=8,
+            segments=[
+                (100 + k % 50, 184, 0, (0, 3, 0, 12)),
+                (2000 + k, 3, 0, (4, 8, 0, 5)),
+                (77, 1, k % 2, (4, 8, 6, 9)),
+            ],
+        )
+        specs.append(spec)
+    return specs
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def assert_nothing_truncated(out: Path) -> None:
+    """Every file with a final name is complete and valid; temporaries are marked as such."""
+    for path in out.rglob("*"):
+        if not path.is_file() or path.name.startswith(TEMPORARY_PREFIX):
+            continue
+        if path.suffix == ".png":
+            with Image.open(path) as image:
+                image.load()
+                assert image.mode == "L"
+        elif path.name == JOURNAL_NAME:
+            for line in path.read_text().splitlines():
+                json.loads(line)  # whole lines only
+        elif path.suffix == ".jsonl":
+            for line in path.read_text().splitlines():
+                json.loads(line)
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+
+
+def test_sigkill_at_a_random_point_then_resume_gives_the_uninterrupted_output(tmp_path):
+    json_path = write_coco_panoptic(tmp_path / "src", tiny_specs(2000))
+    command = [*segconvert_command(), "coco-to-nucleus", str(json_path)]
+    options = ["--relative-mask-urls", "--jobs", "2", "--quiet"]
+    env = {**os.environ, "SEGCONVERT_DISABLE_PLUGINS": "1"}
+    reference = tmp_path / "reference"
+    subprocess.run([*command, str(reference), *options], check=True, env=env, timeout=300)
+
+    seed = int(os.environ.get("SEGCONVERT_KILL_SEED", random.randrange(1 << 30)))
+    threshold = random.Random(seed).randrange(50, 1900)
+    out = tmp_path / "out"
+    process = subprocess.Popen([*command, str(out), *options], env=env, start_new_session=True)
+    journal = out / JOURNAL_NAME
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if journal.is_file() and journal.read_bytes().count(b"\n") > threshold:
+            break
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, f"the run ended before the kill (seed {seed})"
+    assert_nothing_truncated(out)
+    assert not (out / "annotations.jsonl").exists(), "aggregate files appear only when complete"
+
+    refused = subprocess.run(
+        [*command, str(out), *options], env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 1 and "--overwrite" in refused.stderr
+    resumed = subprocess.run(
+        [*command, str(out), *options, "--resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert tree_bytes(out) == tree_bytes(reference), f"seed {seed}"
+
+
+def test_resume_reuses_finished_items_and_retries_failed_ones(tmp_path, registry):
+    from helpers import ids_to_rgb, paint_ids
+
+    from segconvert import ItemError
+
+    specs = [default_spec(f"i{k}", k) for k in range(6)]
+    json_path = write_coco_panoptic(tmp_path / "src", specs, skip_png={"i3"})
+    reference = write_coco_panoptic(tmp_path / "ref", specs)
+    options = {"relative_mask_urls": True}
+    out = tmp_path / "o"
+    with pytest.raises(ItemError):  # stops at i3: an interrupted run
+        convert(
+            json_path,
+            out,
+            from_format="coco-panoptic",
+            to_format="nucleus",
+            options=options,
+            registry=registry,
+            jobs=1,
+            fail_fast=True,
+        )
+    assert (out / JOURNAL_NAME).is_file() and not (out / "annotations.jsonl").exists()
+    png_dir = json_path.with_suffix("")
+    (png_dir / "i0.png").unlink()  # finished before: must be reused, not redone
+    Image.fromarray(ids_to_rgb(paint_ids(specs[3]))).save(png_dir / "i3.png")  # failed: retried
+    resumed = convert(
+        json_path,
+        out,
+        from_format="coco-panoptic",
+        to_format="nucleus",
+        options=options,
+        registry=registry,
+        jobs=2,
+        resume=True,
+    )
+    assert resumed.exit_code == 0 and resumed.converted == 6, resumed.errors
+    convert(
+        reference,
+        tmp_path / "r",
+        from_format="coco-panoptic",
+        to_format="nucleus",
+        options=options,
+        registry=registry,
+        jobs=1,
+    )
+    assert tree_bytes(out) == tree_bytes(tmp_path / "r")
+
+
+def test_resume_with_other_options_is_refused(tmp_path, registry):
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    out = tmp_path / "o"
+    out.mkdir()
+    from segconvert.journal import Journal
+
+    Journal.open(out, {"source": "elsewhere"}, resume=False).close(completed=False)
+    with pytest.raises(OutputError, match="other sources or options"):
+        convert(
+            json_path,
+            out,
+            from_format="coco-panoptic",
+            to_format="nucleus",
+            registry=registry,
+            jobs=1,
+            resume=True,
+        )
+
+
+def test_resume_without_a_journal_refuses_a_non_empty_folder(tmp_path, registry):
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "mine.txt").write_text("x")
+    with pytest.raises(OutputError, match="no interrupted conversion"):
+        convert(
+            json_path,
+            tmp_path / "o",
+            from_format="coco-panoptic",
+            to_format="nucleus",
+            registry=registry,
+            jobs=1,
+            resume=True,
+        )
+
+
+def test_stale_temporaries_are_removed_but_foreign_files_kept(tmp_path, registry):
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    out = tmp_path / "o"
+    (out / "masks").mkdir(parents=True)
+    (out / "masks" / f"{TEMPORARY_PREFIX}a.png.xyz.tmp").write_bytes(b"half")
+    (out / "notes.txt").write_text("user file")
+    convert(
+        json_path,
+        out,
+        from_format="coco-panoptic",
+        to_format="nucleus",
+        registry=registry,
+        jobs=1,
+        overwrite=True,
+    )
+    assert not list(out.rglob(f"{TEMPORARY_PREFIX}*"))
+    assert (out / "notes.txt").read_text() == "user file"
