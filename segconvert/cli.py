@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from segconvert import schemas
 from segconvert.convert import ConversionReport, convert
 from segconvert.descriptors import Option
 from segconvert.errors import SegconvertError
@@ -239,10 +240,12 @@ def make_cli(registry: Registry) -> click.Group:
                         "provider": entry.provider.name,
                         "distribution": entry.provider.distribution,
                         "missing_requirements": d.missing_requirements(),
+                        "installed": not d.missing_requirements(),
                         "description": d.description,
                     }
                 )
         if as_json:
+            schemas.validate(schemas.FORMATS_LISTING, rows)
             click.echo(json.dumps(rows, indent=2))
             return
         for row in rows:
@@ -281,11 +284,9 @@ def make_cli(registry: Registry) -> click.Group:
             for f in registry.failures
         ]
         if as_json:
-            click.echo(
-                json.dumps(
-                    {"plugins": loaded, "failed": failed, "problems": registry.problems}, indent=2
-                )
-            )
+            listing = {"plugins": loaded, "failed": failed, "problems": registry.problems}
+            schemas.validate(schemas.PLUGINS_LISTING, listing)
+            click.echo(json.dumps(listing, indent=2))
             return
         for p in loaded:
             origin = "built-in" if p["builtin"] else f"{p['distribution']} {p['version']}"

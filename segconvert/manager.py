@@ -82,10 +82,12 @@ def make_plugin_host(
     *,
     load_third_party: bool | None = None,
     extra_plugins: Iterable[tuple[str, object]] = (),
+    builtins: bool = True,
 ) -> PluginHost:
     """Build a plugin manager with the built-ins, entry-point plugins and ``extra_plugins``.
 
     Args:
+        builtins: register the built-in formats (off only to test a plugin on its own).
         load_third_party: load entry-point plugins; ``None`` means "unless
             :data:`DISABLE_ENV` is set".
         extra_plugins: ``(name, plugin object)`` pairs registered after everything else
@@ -95,7 +97,7 @@ def make_plugin_host(
     pm.add_hookspecs(hookspecs)
     host = PluginHost(pm)
     version = _segconvert_version()
-    for module_name in BUILTIN_PLUGINS:
+    for module_name in BUILTIN_PLUGINS if builtins else ():
         module = importlib.import_module(module_name)
         host.register(module, PluginInfo(module_name, "segconvert", version, builtin=True))
     if load_third_party is None:

@@ -26,7 +26,13 @@ PNG_COMPRESS_LEVEL = 1
 """zlib level for masks: level 1 is several times faster than 6 and barely larger on masks."""
 
 _GRAY16 = ("I;16", "I;16B", "I", "I;16L")
-_MODES_BY_KIND = {"rgb": ("RGB",), "gray8": ("L",), "gray16": _GRAY16, "gray": ("L", *_GRAY16)}
+_MODES_BY_KIND = {
+    "rgb": ("RGB",),
+    "gray8": ("L",),
+    "gray16": _GRAY16,
+    "gray": ("L", *_GRAY16),
+    "index": ("L", "P"),
+}
 
 
 def read_png(path: Path, kind: str, *, item: str | None = None) -> npt.NDArray[Any]:
@@ -34,7 +40,8 @@ def read_png(path: Path, kind: str, *, item: str | None = None) -> npt.NDArray[A
 
     Args:
         kind: ``"rgb"`` (H x W x 3 uint8), ``"gray8"`` (H x W uint8), ``"gray16"``
-            (H x W uint16) or ``"gray"`` (8- or 16-bit grayscale, returned as decoded).
+            (H x W uint16), ``"gray"`` (8- or 16-bit grayscale, returned as decoded) or
+            ``"index"`` (8-bit grayscale or palette: the stored indices, not the colours).
 
     Raises:
         ItemError: ``png-missing``, ``png-unreadable``, ``png-too-large`` or ``png-mode``.
@@ -101,6 +108,7 @@ def _describe(kind: str) -> str:
         "gray8": "8-bit grayscale ('L')",
         "gray16": "16-bit grayscale",
         "gray": "8- or 16-bit grayscale",
+        "index": "8-bit grayscale or palette",
     }[kind]
 
 

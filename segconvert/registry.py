@@ -198,9 +198,14 @@ def _descriptor_error(descriptor: object, kind: type) -> str | None:
 
 
 def build_registry(
-    *, load_third_party: bool | None = None, extra_plugins: Iterable[tuple[str, object]] = ()
+    *,
+    load_third_party: bool | None = None,
+    extra_plugins: Iterable[tuple[str, object]] = (),
+    builtins: bool = True,
 ) -> Registry:
     """A fresh :class:`Registry` (see :func:`segconvert.manager.make_plugin_host`)."""
     return Registry(
-        make_plugin_host(load_third_party=load_third_party, extra_plugins=extra_plugins)
+        make_plugin_host(
+            load_third_party=load_third_party, extra_plugins=extra_plugins, builtins=builtins
+        )
     )

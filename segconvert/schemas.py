@@ -26,6 +26,8 @@ TAXONOMY = "segconvert-taxonomy"
 IMAGE_RECORD = "segconvert-image"
 COCO_PANOPTIC = "coco-panoptic"
 ERROR_REPORT = "segconvert-error"
+FORMATS_LISTING = "segconvert-formats"
+PLUGINS_LISTING = "segconvert-plugins"
 
 
 def schema_dir() -> Path:

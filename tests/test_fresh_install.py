@@ -1,0 +1,120 @@
+"""In a fresh virtualenv: install segconvert and the example plugin from this checkout, as a
+user would, and drive them through the CLI (slow: about a minute; needs the package index)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import venv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import REPO
+from PIL import Image
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("SEGCONVERT_SKIP_FRESH_INSTALL") == "1", reason="SEGCONVERT_SKIP_FRESH_INSTALL=1"
+)
+
+
+@pytest.fixture(scope="module")
+def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fresh")
+    source = root / "checkout"  # build from a copy: the checkout stays untouched
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv*", "*.egg-info", "__pycache__", "build", "dist"
+        ),
+    )
+    venv.EnvBuilder(with_pip=True, clear=True).create(root / "venv")
+    python = root / "venv" / "bin" / "python"
+    install = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*install, str(source)], check=True, timeout=900)
+    subprocess.run(
+        [*install, str(source / "examples" / "segconvert-semantic-png")], check=True, timeout=900
+    )
+    return root
+
+
+def run(root: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SEGCONVERT_DISABLE_PLUGINS")
+    }
+    return subprocess.run(
+        [str(root / "venv" / "bin" / "segconvert"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd or root,
+        timeout=300,
+    )
+
+
+def test_the_readme_first_command_converts_the_bundled_sample(fresh_venv):
+    result = run(
+        fresh_venv,
+        "coco-to-nucleus",
+        "fixtures/coco-panoptic/panopticapi/panoptic_examples.json",
+        "out/nucleus",
+        cwd=fresh_venv / "checkout",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2 converted, 0 failed" in result.stdout
+    checked = run(
+        fresh_venv, "validate", "out/nucleus", "--format", "nucleus", cwd=fresh_venv / "checkout"
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_installed_example_plugin_is_listed_and_converts(fresh_venv, tmp_path):
+    formats = run(fresh_venv, "formats", "--json")
+    assert formats.returncode == 0, formats.stderr
+    rows = {(r["name"], r["direction"]): r for r in json.loads(formats.stdout)}
+    assert rows[("semantic-png", "import")]["distribution"] == "segconvert-semantic-png"
+    assert rows[("semantic-png", "export")]["installed"] is True
+    plugins = json.loads(run(fresh_venv, "plugins", "--json").stdout)
+    (plugin,) = [p for p in plugins["plugins"] if p["name"] == "semantic_png"]
+    assert plugin == {
+        "name": "semantic_png",
+        "distribution": "segconvert-semantic-png",
+        "version": "0.1.0",
+        "builtin": False,
+        "formats": ["semantic-png"],
+    }
+    data = tmp_path / "semantic"
+    (data / "masks").mkdir(parents=True)
+    (data / "labels.txt").write_text("background\ncat\ndog\n")
+    values = np.zeros((5, 7), np.uint8)
+    values[:, 3:] = 2
+    Image.fromarray(values).save(data / "masks" / "x.png")
+    result = run(
+        fresh_venv,
+        "convert",
+        str(data),
+        str(tmp_path / "out"),
+        "--from",
+        "semantic-png",
+        "--to",
+        "nucleus",
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = [
+        json.loads(x) for x in (tmp_path / "out" / "annotations.jsonl").read_text().splitlines()
+    ]
+    assert [s["label"] for s in line["annotations"]] == ["background", "dog"]
+    assert "semantic-png" not in run(fresh_venv, "--no-plugins", "formats").stdout
+
+
+def test_the_wheel_reads_its_own_schemas(fresh_venv):
+    python = fresh_venv / "venv" / "bin" / "python"
+    code = "import segconvert, segconvert.schemas as s; print(s.schema_dir()); print(segconvert.__file__)"
+    out = subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, cwd=fresh_venv, check=True
+    ).stdout.split()
+    assert out[0] == str(Path(out[1]).parent / "schemas")
+    assert "site-packages" in out[0]
