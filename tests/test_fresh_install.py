@@ -112,7 +112,10 @@ def test_the_installed_example_plugin_is_listed_and_converts(fresh_venv, tmp_pat
 
 def test_the_wheel_reads_its_own_schemas(fresh_venv):
     python = fresh_venv / "venv" / "bin" / "python"
-    code = "import segconvert, segconvert.schemas as s; print(s.schema_dir()); print(segconvert.__file__)"
+    code = (
+        "import segconvert, segconvert.schemas as s; "
+        "print(s.schema_dir()); print(segconvert.__file__)"
+    )
     out = subprocess.run(
         [str(python), "-c", code], capture_output=True, text=True, cwd=fresh_venv, check=True
     ).stdout.split()
