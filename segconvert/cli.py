@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -128,6 +129,8 @@ def _run_conversion(
         show_progress = sys.stderr.isatty() and not quiet and not as_json
     bar: Any = None
 
+    started = time.monotonic()
+
     def progress(done: int, total: int | None) -> None:
         nonlocal bar
         if bar is None:
@@ -137,9 +140,10 @@ def _run_conversion(
                 file=sys.stderr,
                 show_pos=True,
                 show_eta=bool(total),
+                item_show_func=lambda rate: f"{rate:.1f} items/s" if rate else None,
             )
             bar.__enter__()
-        bar.update(1)
+        bar.update(1, current_item=done / max(time.monotonic() - started, 1e-9))
 
     try:
         report = convert(

@@ -152,3 +152,38 @@ def test_validate_exits_one_and_names_the_problem(tmp_path, no_third_party):
     result = run_cli("validate", str(json_path), "--format", "coco-panoptic")
     assert result.returncode == 1
     assert "a: [area-mismatch]" in result.stdout
+
+
+def test_progress_bar_on_a_terminal_shows_position_and_rate(tmp_path, no_third_party):
+    import os
+    import pty
+    import subprocess
+
+    from helpers import segconvert_command
+
+    controller, terminal = pty.openpty()
+    process = subprocess.run(
+        [
+            *segconvert_command(),
+            "coco-to-nucleus",
+            str(PANOPTICAPI / "panoptic_examples.json"),
+            str(tmp_path / "o"),
+            "-j",
+            "1",
+        ],
+        stderr=terminal,
+        stdout=subprocess.PIPE,
+        timeout=120,
+    )
+    os.close(terminal)
+    shown = os.read(controller, 65536).decode(errors="replace")
+    os.close(controller)
+    assert process.returncode == 0
+    assert "converting" in shown and "2/2" in shown and "items/s" in shown
+
+
+def test_no_progress_bar_on_a_non_terminal_by_default(tmp_path, no_third_party):
+    result = run_cli(
+        "coco-to-nucleus", str(PANOPTICAPI / "panoptic_examples.json"), str(tmp_path / "o")
+    )
+    assert "converting" not in result.stderr

@@ -71,7 +71,7 @@ def test_the_wrong_png_mode_is_refused(tmp_path, mode, kind):
 
 def test_a_jpeg_is_not_a_mask(tmp_path):
     Image.new("RGB", (4, 3)).save(tmp_path / "m.png", format="JPEG")
-    with pytest.raises(ItemError, match="not PNG"):
+    with pytest.raises(ItemError, match="not a PNG"):
         read_png(tmp_path / "m.png", "rgb")
 
 
