@@ -48,12 +48,13 @@ def coco_panoptic(
             y, x = int(rng.integers(0, height - 20)), int(rng.integers(0, width - 20))
             h, w = int(rng.integers(10, 120)), int(rng.integers(10, 120))
             yy, xx = np.ogrid[:h, :w]
-            ellipse = ((yy - h / 2) / (h / 2)) ** 2 + ((xx - w / 2) / (w / 2)) ** 2 <= 1
+            distance = ((yy - h / 2) / (h / 2)) ** 2 + ((xx - w / 2) / (w / 2)) ** 2
             segment_id = int(rng.integers(1 << 16, 1 << 24))
             region = ids[y : y + h, x : x + w]
-            region[ellipse[: region.shape[0], : region.shape[1]]] = segment_id
+            cut = (slice(0, region.shape[0]), slice(0, region.shape[1]))
+            region[(distance <= 1.0)[cut]] = 0  # void along the outline, as in COCO
+            region[(distance <= 0.85)[cut]] = segment_id
             infos.append((segment_id, category))
-        ids[rng.random((height, width)) < 0.002] = 0  # a little void
         order = {segment_id: n for n, (segment_id, _) in enumerate(infos, start=1)}
         lut_keys = np.array([0, *order], dtype=np.uint32)
         index = np.searchsorted(np.sort(lut_keys), ids)

@@ -42,25 +42,40 @@ class Timing:
         return self.items / self.seconds
 
 
+LAUNCHER = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execvp(sys.argv[2], sys.argv[2:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def timed(name: str, items: int, command: list[str], env: dict[str, str] | None = None) -> Timing:
     """Run ``command`` to completion; wall time and the peak RSS of it and its children.
 
-    ``posix_spawn`` (not fork) so the child does not start as a copy of this process, whose
-    memory would otherwise count in the child's peak RSS.
+    A small fresh interpreter launches the command and reports its ``ru_maxrss``: on Linux,
+    ``exec`` records the high-water mark of the address space it replaces, so a command
+    forked from this (large) process would report this process's memory.
     """
-    log = HERE / "data" / f"{name.replace(' ', '_').replace('>', '')}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    actions = [(os.POSIX_SPAWN_DUP2, fd, 1), (os.POSIX_SPAWN_DUP2, fd, 2)]
-    executable = shutil.which(command[0]) or command[0]
-    started = time.perf_counter()
-    pid = os.posix_spawn(executable, command, dict(env or os.environ), file_actions=actions)
-    _, status, usage = os.wait4(pid, 0)
-    seconds = time.perf_counter() - started
-    os.close(fd)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{name} failed ({status}):\n{log.read_text()[-2000:]}")
-    return Timing(name, items, seconds, usage.ru_maxrss / 1024)
+    logs = HERE / "data" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    stem = "".join(c if c.isalnum() else "_" for c in name)
+    rss_file = logs / f"{stem}.rss"
+    with (logs / f"{stem}.log").open("w") as log:
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, str(rss_file), *command],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{(logs / f'{stem}.log').read_text()[-2000:]}")
+    return Timing(name, items, seconds, int(rss_file.read_text()) / 1024)
 
 
 def peers_python() -> Path:

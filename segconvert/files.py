@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
+
+import ijson
 
 from segconvert.errors import InputError, ItemError
 
@@ -117,3 +119,45 @@ def json_native(value: Any) -> Any:
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         raise ValueError(f"{value} is not valid JSON")
     return value
+
+
+def _json_error(path: Path, exc: Exception) -> InputError:
+    """An InputError naming line and column: the stdlib parser locates what ijson found."""
+    try:
+        read_json(path)
+    except InputError as located:
+        return located
+    return InputError(f"{path}: invalid JSON ({exc})", file=str(path))
+
+
+def json_sections(path: Path, keys: Iterable[str]) -> dict[str, Any]:
+    """The top-level ``keys`` of a large JSON object that are present, parsed without loading
+    the rest (ijson, one streaming pass per key). Each pass reads the whole file, so a syntax
+    error anywhere is reported here, with line and column, before any work starts."""
+    sections: dict[str, Any] = {}
+    try:
+        for key in keys:
+            with path.open("rb") as handle:
+                for value in ijson.items(handle, key, use_float=True):
+                    sections[key] = value
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file", file=str(path)) from None
+    except (ijson.JSONError, UnicodeDecodeError) as exc:
+        raise _json_error(path, exc) from None
+    return sections
+
+
+def json_stream(path: Path, prefix: str) -> Iterator[Any]:
+    """The items under ``prefix`` (e.g. ``"annotations.item"``), one at a time."""
+    try:
+        with path.open("rb") as handle:
+            yield from ijson.items(handle, prefix, use_float=True)
+    except (ijson.JSONError, UnicodeDecodeError) as exc:
+        raise _json_error(path, exc) from None
+
+
+def json_top_level_is_list(path: Path) -> bool:
+    """Whether the JSON document in ``path`` is a list (its first non-blank byte is ``[``)."""
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"[")

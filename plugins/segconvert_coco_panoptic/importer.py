@@ -8,7 +8,7 @@ list of ``segments_info`` for a single image (as transformers' fixtures hold).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,9 @@ from segconvert import (
     Sample,
     Segment,
     categories_from_coco,
+    json_sections,
+    json_stream,
+    json_top_level_is_list,
     placeholder_categories,
     read_json,
     read_png,
@@ -94,46 +97,51 @@ def reference_id_of(image: Mapping[str, Any] | None, annotation: Mapping[str, An
 
 
 def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
-    """Read the JSON; list one reference per annotation (and per image without one)."""
+    """Read what is dataset-wide; stream one reference per annotation (and per image without one).
+
+    The JSON is streamed (ijson): memory holds the images and categories, not the annotations.
+    """
     json_path = find_json(path)
-    document = read_json(json_path)
     file = str(json_path)
     png_dir = Path(options["png_dir"]) if options.get("png_dir") else json_path.with_suffix("")
     if not png_dir.is_dir():
         raise InputError(f"PNG folder {png_dir} not found; pass --png-dir", file=str(png_dir))
-    if isinstance(document, list):  # a bare segments_info list: one image
-        document = {"annotations": [single_image_annotation(document, png_dir, file)]}
-    if not isinstance(document, dict) or not isinstance(document.get("annotations"), list):
-        raise InputError(f"{file}: not a COCO panoptic file (no 'annotations' list)", file=file)
+    if json_top_level_is_list(json_path):  # a bare segments_info list: one image
+        bare = read_json(json_path)
+        single = [single_image_annotation(bare, png_dir, file)]
+        sections: dict[str, Any] = {}
+
+        def annotations() -> Iterator[Any]:
+            return iter(single)
+
+    else:
+        sections = json_sections(json_path, ("images", "categories", "info", "licenses"))
+
+        def annotations() -> Iterator[Any]:
+            return json_stream(json_path, "annotations.item")
+
+        if "images" not in sections and next(annotations(), None) is None:
+            raise InputError(f"{file}: not a COCO panoptic file (no annotations)", file=file)
     if options.get("categories"):
         categories = categories_from_coco(
             read_json(Path(options["categories"])), options["categories"]
         )
-    elif "categories" in document:
-        categories = categories_from_coco(document["categories"], file)
+    elif "categories" in sections:
+        categories = categories_from_coco(sections["categories"], file)
     else:
-        categories = categories_from_ids(document["annotations"])
-    metadata = {k: document[k] for k in ("info", "licenses") if k in document}
+        categories = categories_from_ids(annotations())
+    metadata: dict[str, Any] = {k: sections[k] for k in ("info", "licenses") if k in sections}
     context = CocoContext(
         {c.id: (c.name, c.isthing) for c in categories}, bool(options.get("strict"))
     )
+    images = sections.get("images")
     return Dataset(
         categories=categories,
-        items=iter_refs(document, png_dir, file),
+        items=iter_refs(annotations(), images, png_dir, file),
         context=context,
         metadata=metadata,
-        size=count_items(document),
+        size=len(images) if isinstance(images, list) else None,
     )
-
-
-def count_items(document: dict[str, Any]) -> int:
-    """How many references :func:`iter_refs` will yield."""
-    annotated = {a.get("image_id") for a in document["annotations"] if isinstance(a, dict)}
-    images = document.get("images")
-    if not isinstance(images, list):
-        images = []
-    unannotated = {i.get("id") for i in images if isinstance(i, dict) and "id" in i} - annotated
-    return len(document["annotations"]) + len(unannotated)
 
 
 def single_image_annotation(segments_info: list[Any], png_dir: Path, file: str) -> dict[str, Any]:
@@ -148,7 +156,7 @@ def single_image_annotation(segments_info: list[Any], png_dir: Path, file: str) 
     return {"image_id": pngs[0].stem, "file_name": pngs[0].name, "segments_info": segments_info}
 
 
-def categories_from_ids(annotations: list[Any]) -> list[Category]:
+def categories_from_ids(annotations: Iterable[Any]) -> list[Category]:
     """Placeholder categories (``category-<id>``) when the file names none."""
     return placeholder_categories(
         s.get("category_id")
@@ -159,16 +167,17 @@ def categories_from_ids(annotations: list[Any]) -> list[Category]:
     )
 
 
-def iter_refs(document: dict[str, Any], png_dir: Path, file: str) -> Iterator[CocoRef]:
+def iter_refs(
+    annotations: Iterable[Any], images: Any, png_dir: Path, file: str
+) -> Iterator[CocoRef]:
     """One :class:`CocoRef` per annotation, then one error ref per image left without one."""
-    images = document.get("images")
     by_id: dict[Any, Any] = {}
     if isinstance(images, list):
         for image in images:
             if isinstance(image, dict) and "id" in image:
                 by_id.setdefault(image["id"], image)
     annotated = set()
-    for index, annotation in enumerate(document["annotations"]):
+    for index, annotation in enumerate(annotations):
         if not isinstance(annotation, dict):
             yield _error_ref(f"annotation-{index}", file, "schema", "annotation is not an object")
             continue

@@ -316,3 +316,20 @@ def test_hub_sample_has_void_at_index_zero_then_segments_in_json_order(tmp_path,
     ]
     assert sample.mask.dtype == np.uint8
     assert sample.mask[0, 0] == 1 and sample.mask[7, 0] == 2 and sample.mask[20, 20] == 0
+
+
+def test_the_panoptic_json_is_streamed_not_loaded_whole(tmp_path, registry):
+    import tracemalloc
+
+    specs = [default_spec(f"i{k:04d}", k) for k in range(1500)]
+    json_path = write_coco_panoptic(tmp_path / "src", specs, skip_png={s.name for s in specs})
+    tracemalloc.start()
+    json.loads(json_path.read_text())
+    whole = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    dataset = registry.importer("coco-panoptic").open(json_path, {})
+    count = sum(1 for _ in dataset.items)
+    streamed = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert count == 1500 and dataset.size == 1500
+    assert streamed < whole / 2, (streamed, whole)
