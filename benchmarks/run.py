@@ -109,10 +109,11 @@ def main() -> None:
     if data.exists():
         shutil.rmtree(data)
     print("generating data ...", flush=True)
-    coco_json = coco_panoptic(data / "coco", max(coco_count, large))
-    coco_main = subset(coco_json, coco_count, "panoptic_main")
-    coco_small = subset(coco_json, small, "panoptic_small")
-    coco_large = subset(coco_json, large, "panoptic_large")
+    # Datumaro imports every JSON in an annotations/ folder: its dataset stands alone.
+    coco_main = coco_panoptic(data / "coco", coco_count)
+    memory_json = coco_panoptic(data / "coco-memory", large, seed=1)
+    coco_small = subset(memory_json, small, "panoptic_small")
+    coco_large = memory_json
     gtfine = cityscapes(data / "cityscapes", cs_count)
     python = str(peers_python())
     env = {**os.environ, "SEGCONVERT_DISABLE_PLUGINS": "1"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -156,11 +157,61 @@ def write_png(path: Path, array: npt.NDArray[Any]) -> None:
 
 
 def rgb_to_id(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint32]:
-    """COCO panoptic colour -> id: ``R + 256 * G + 256**2 * B`` (H x W x 3 uint8 -> H x W)."""
-    r = rgb[..., 0].astype(np.uint32)
-    r |= rgb[..., 1].astype(np.uint32) << 8
-    r |= rgb[..., 2].astype(np.uint32) << 16
-    return r
+    """COCO panoptic colour -> id: ``R + 256 * G + 256**2 * B`` (H x W x 3 uint8 -> H x W).
+
+    Reads each pixel's 3 bytes (and the next byte, masked off) as one little-endian uint32
+    through a stride-3 view of the packed bytes: one copy, no per-channel temporaries.
+    """
+    height, width = rgb.shape[:2]
+    packed = np.empty(height * width * 3 + 1, dtype=np.uint8)
+    packed[:-1] = rgb.reshape(-1)
+    packed[-1] = 0
+    words = np.ndarray((height * width,), dtype="<u4", buffer=packed, strides=(3,))
+    ids: npt.NDArray[np.uint32] = (words & 0xFFFFFF).astype(np.uint32, copy=False)
+    return ids.reshape(height, width)
+
+
+_TABLE_SIZE = 1 << 24
+_UNKNOWN = 255
+_lookup_table: npt.NDArray[np.uint8] | None = None
+
+
+def map_ids(
+    ids: npt.NDArray[np.uint32], keys: Sequence[int]
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64], list[int]]:
+    """Map every pixel's id (< 2**24) to its position in ``keys``, in one pass.
+
+    Returns ``(positions, counts, unknown)``: ``positions`` is H x W (uint8 when there are
+    fewer than 255 keys, else uint16) holding the index into ``keys``; ``counts[k]`` is the
+    pixel count of ``keys[k]``; ``unknown`` lists up to 10 ids present that are not in
+    ``keys`` (``positions`` is then meaningless). Uses a reusable 2**24-entry lookup table
+    (16 MB per process) when possible, ``searchsorted`` otherwise.
+    """
+    global _lookup_table
+    key_array = np.asarray(keys, dtype=np.uint32)
+    if len(keys) < _UNKNOWN:
+        if _lookup_table is None:
+            _lookup_table = np.full(_TABLE_SIZE, _UNKNOWN, dtype=np.uint8)
+        table = _lookup_table
+        table[key_array] = np.arange(len(keys), dtype=np.uint8)
+        try:
+            positions: npt.NDArray[Any] = np.take(table, ids)
+        finally:
+            table[key_array] = _UNKNOWN
+        counts = np.bincount(positions.ravel(), minlength=256)
+        unknown: list[int] = []
+        if counts[_UNKNOWN]:
+            unknown = np.unique(ids[positions == _UNKNOWN])[:10].tolist()
+        return positions, counts[: len(keys)].astype(np.int64), unknown
+    order = np.argsort(key_array, kind="stable")
+    sorted_keys = key_array[order]
+    found = np.minimum(np.searchsorted(sorted_keys, ids), len(keys) - 1)
+    missing = sorted_keys[found] != ids
+    if missing.any():
+        return found, np.zeros(len(keys), np.int64), np.unique(ids[missing])[:10].tolist()
+    positions = order.astype(np.uint16)[found]
+    counts = np.bincount(positions.ravel(), minlength=len(keys)).astype(np.int64)
+    return positions, counts, []
 
 
 def ids_to_rgb_table(ids: npt.ArrayLike) -> npt.NDArray[np.uint8]:

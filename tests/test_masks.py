@@ -138,3 +138,29 @@ def test_two_point_polygons_are_not_taken_for_bboxes():
 
     mask = decode_segmentation([[1, 1, 3, 1], [0, 0, 4, 0, 4, 4, 0, 4]], 6, 6)
     assert mask.shape == (6, 6) and mask.sum() == 16
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(0, (1 << 24) - 1), min_size=1, max_size=400, unique=True),
+    st.integers(1, 8),
+    st.integers(1, 8),
+    st.randoms(use_true_random=False),
+    st.booleans(),
+)
+def test_map_ids_agrees_with_a_dictionary_lookup(keys, height, width, rnd, with_unknown):
+    from segconvert import map_ids
+
+    ids = np.array([[rnd.choice(keys) for _ in range(width)] for _ in range(height)], np.uint32)
+    stranger = max(keys) + 1 if max(keys) + 1 < (1 << 24) else min(set(range(300)) - set(keys))
+    if with_unknown:
+        ids[0, 0] = stranger
+    positions, counts, unknown = map_ids(ids, keys)
+    if with_unknown:
+        assert unknown == [stranger]
+        return
+    assert unknown == []
+    where = {key: k for k, key in enumerate(keys)}
+    assert positions.tolist() == [[where[v] for v in row] for row in ids.tolist()]
+    assert counts.tolist() == [int((ids == key).sum()) for key in keys]
+    assert positions.dtype == (np.uint8 if len(keys) < 255 else np.uint16)

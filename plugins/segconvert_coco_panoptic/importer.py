@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from segconvert import (
     DEFAULT_VOID_LABEL,
     Category,
@@ -30,6 +28,7 @@ from segconvert import (
     json_sections,
     json_stream,
     json_top_level_is_list,
+    map_ids,
     placeholder_categories,
     read_json,
     read_png,
@@ -280,21 +279,15 @@ def load(ref: CocoRef, ctx: CocoContext) -> Sample:
             item=item,
             file=ref.png,
         )
-    ids = np.array([0] + [info["id"] for info in infos], dtype=np.uint32)
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    id_map = rgb_to_id(rgb)
-    position = np.searchsorted(sorted_ids, id_map)
-    np.minimum(position, len(ids) - 1, out=position)
-    unlisted = sorted_ids[position] != id_map
-    if unlisted.any():
-        extra = np.unique(id_map[unlisted])[:10].tolist()
+    positions, counts, unlisted = map_ids(rgb_to_id(rgb), [0, *(info["id"] for info in infos)])
+    if unlisted:
         raise ItemError(
-            f"PNG ids {extra} are not in segments_info", rule="unlisted-id", item=item, file=ref.png
+            f"PNG ids {unlisted} are not in segments_info",
+            rule="unlisted-id",
+            item=item,
+            file=ref.png,
         )
-    counts = np.empty(len(ids), dtype=np.int64)
-    counts[order] = np.bincount(position.ravel(), minlength=len(ids))
-    absent = [int(i) for i, c in zip(ids[1:], counts[1:], strict=True) if c == 0]
+    absent = [info["id"] for info, count in zip(infos, counts[1:], strict=True) if count == 0]
     if absent:
         raise ItemError(
             f"segments_info ids {absent[:10]} have no pixels in the PNG",
@@ -303,9 +296,10 @@ def load(ref: CocoRef, ctx: CocoContext) -> Sample:
             file=ref.png,
         )
     has_void = bool(counts[0])
-    out_index = np.arange(len(ids)) - (0 if has_void else 1)  # void (key 0) first, if present
-    lut = out_index[order].clip(min=0).astype(smallest_index_dtype(len(ids)))
-    mask = lut[position]  # sorted-id position -> output index
+    # positions: 0 = void, k = k-th segment; without void pixels, segments start at index 0
+    mask = positions if has_void else positions - positions.dtype.type(1)
+    if mask.dtype != smallest_index_dtype(len(infos) + int(has_void)):
+        mask = mask.astype(smallest_index_dtype(len(infos) + int(has_void)))
     segments = []
     if has_void:
         segments.append(Segment(ctx.void_label, 0, {MetaKey.VOID: True}))
