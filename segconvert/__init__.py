@@ -16,6 +16,7 @@ from segconvert.coco import (
     assign_ids,
     categories_from_coco,
     categories_to_coco,
+    image_record,
     placeholder_categories,
     reference_id_from_names,
 )
@@ -115,6 +116,7 @@ __all__ = [
     "encode_rle",
     "hookimpl",
     "ids_to_rgb_table",
+    "image_record",
     "json_native",
     "json_sections",
     "json_stream",

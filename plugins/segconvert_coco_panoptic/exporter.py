@@ -20,6 +20,7 @@ from segconvert import (
     atomic_write_json,
     categories_to_coco,
     ids_to_rgb_table,
+    image_record,
     json_native,
     paint,
     safe_join,
@@ -108,9 +109,7 @@ def write_item(sample: Sample, ctx: ExportContext) -> CocoRecord:
         infos.append(json_native(info))
     png_name = f"{ref}.png"
     png_path = safe_join(ctx.output / json_name(ctx), png_name, item=ref)
-    image = dict(sample.metadata.get("image") or {})
-    image.update(width=sample.width, height=sample.height)
-    image.setdefault("file_name", sample.file_name or f"{ref}.jpg")
+    image = image_record(sample)
     annotation: dict[str, Any] = {
         "image_id": image.get("id"),
         "file_name": png_name,

@@ -20,6 +20,7 @@ from segconvert import (
     atomic_write_json,
     categories_to_coco,
     encode_rle,
+    image_record,
     json_native,
     rle_area_and_bbox,
     safe_join,
@@ -96,18 +97,9 @@ def annotations_for(sample: Sample, ctx: ExportContext) -> list[dict[str, Any]]:
     return annotations
 
 
-def image_record(sample: Sample) -> dict[str, Any]:
-    """The COCO image entry: the source's record when there was one, size from the mask."""
-    image = dict(sample.metadata.get("image") or {})
-    image.update(width=sample.width, height=sample.height)
-    image.setdefault("file_name", sample.file_name or f"{sample.reference_id}.jpg")
-    image.setdefault("id", None)
-    return json_native(image)
-
-
 def write_item(sample: Sample, ctx: ExportContext) -> RleRecord | str:
     """Encode the item's segments; with ``--per-image`` also write its SA-1B-style file."""
-    image, annotations = image_record(sample), annotations_for(sample, ctx)
+    image, annotations = json_native(image_record(sample)), annotations_for(sample, ctx)
     if not ctx.options.get("per_image"):
         probe = {**image, "id": image["id"] if image["id"] is not None else 0}
         schemas.validate(COCO_INSTANCES, probe, "image", item=sample.reference_id)
