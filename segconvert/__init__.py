@@ -69,8 +69,10 @@ from segconvert.model import (
     Dataset,
     ItemRef,
     MetaKey,
+    RejectedItem,
     Sample,
     Segment,
+    reject,
     smallest_index_dtype,
 )
 from segconvert.registry import Registry, build_registry
@@ -95,6 +97,7 @@ __all__ = [
     "OutputError",
     "PluginError",
     "Registry",
+    "RejectedItem",
     "Sample",
     "SegconvertError",
     "Segment",
@@ -128,6 +131,7 @@ __all__ = [
     "read_json",
     "read_png",
     "reference_id_from_names",
+    "reject",
     "rgb_to_id",
     "rle_area",
     "rle_area_and_bbox",

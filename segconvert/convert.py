@@ -28,7 +28,7 @@ from segconvert.descriptors import ExportContext, Exporter, Importer, Option
 from segconvert.errors import ItemError, OutputError, UsageError
 from segconvert.files import TEMPORARY_PREFIX, TEMPORARY_SUFFIX, atomic_open
 from segconvert.journal import JOURNAL_NAME, Journal
-from segconvert.model import Dataset, ItemRef, Sample
+from segconvert.model import Dataset, ItemRef, RejectedItem, Sample
 from segconvert.registry import Registry, build_registry
 from segconvert.transforms import LabelMap, SkipItem, Transform
 
@@ -205,13 +205,6 @@ class FinishedItem:
     """An item an interrupted run already finished (``--resume``): its result is reused."""
 
     result: tuple[str, Any, list[dict[str, Any]]]
-
-
-@dataclass(frozen=True)
-class RejectedItem:
-    """An item refused before loading (e.g. its reference id was already used)."""
-
-    error: ItemError
 
 
 def unique_references(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:

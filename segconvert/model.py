@@ -132,6 +132,24 @@ ItemRef = Any
 """A cheap, picklable reference to one item of a source; only its importer reads it."""
 
 
+@dataclass(frozen=True)
+class RejectedItem:
+    """An item known to be bad before loading; an importer may yield it among its references
+    (e.g. an image entry without an annotation) and the pipeline reports its ``error``."""
+
+    error: ItemError
+
+    @property
+    def reference_id(self) -> str | None:
+        """The bad item's reference id, when known."""
+        return self.error.item
+
+
+def reject(reference_id: str, rule: str, message: str, *, file: str | None = None) -> RejectedItem:
+    """A :class:`RejectedItem` for ``reference_id`` breaking ``rule``."""
+    return RejectedItem(ItemError(message, rule=rule, item=reference_id, file=file))
+
+
 @dataclass
 class Dataset:
     """Categories plus a lazy stream of samples; nothing holds all masks at once.
@@ -149,7 +167,9 @@ class Dataset:
     """How many items ``items`` will yield, when known cheaply (for progress bars)."""
 
     def load(self, ref: ItemRef) -> Sample:
-        """Load one item from its reference."""
+        """Load one item from its reference (a :class:`RejectedItem` raises its error)."""
+        if isinstance(ref, RejectedItem):
+            raise ref.error
         if self.loader is None:
             raise TypeError("this Dataset has no loader")
         return self.loader(ref, self.context)

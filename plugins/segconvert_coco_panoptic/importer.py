@@ -22,6 +22,7 @@ from segconvert import (
     ItemError,
     MetaKey,
     Option,
+    RejectedItem,
     Sample,
     Segment,
     categories_from_coco,
@@ -33,6 +34,7 @@ from segconvert import (
     read_json,
     read_png,
     reference_id_from_names,
+    reject,
     rgb_to_id,
     safe_join,
     schemas,
@@ -55,7 +57,6 @@ class CocoRef:
     image: Mapping[str, Any] | None
     annotation_extras: Mapping[str, Any]
     file: str
-    error: tuple[str, str] | None = None
     image_id: Any = None
 
 
@@ -168,7 +169,7 @@ def categories_from_ids(annotations: Iterable[Any]) -> list[Category]:
 
 def iter_refs(
     annotations: Iterable[Any], images: Any, png_dir: Path, file: str
-) -> Iterator[CocoRef]:
+) -> Iterator[CocoRef | RejectedItem]:
     """One :class:`CocoRef` per annotation, then one error ref per image left without one."""
     by_id: dict[Any, Any] = {}
     if isinstance(images, list):
@@ -178,14 +179,14 @@ def iter_refs(
     annotated = set()
     for index, annotation in enumerate(annotations):
         if not isinstance(annotation, dict):
-            yield _error_ref(f"annotation-{index}", file, "schema", "annotation is not an object")
+            yield reject_item(f"annotation-{index}", file, "schema", "annotation is not an object")
             continue
         image_id = annotation.get("image_id")
         image = by_id.get(image_id)
         reference_id = reference_id_of(image, annotation)
         annotated.add(image_id)
         if images is not None and image is None:
-            yield _error_ref(
+            yield reject_item(
                 reference_id, file, "unknown-image", f"image_id {image_id!r} has no image entry"
             )
             continue
@@ -193,7 +194,7 @@ def iter_refs(
         try:
             png = safe_join(png_dir, str(png_name), item=reference_id)
         except ItemError as exc:
-            yield _error_ref(reference_id, file, exc.rule, str(exc))
+            yield reject_item(reference_id, file, exc.rule, str(exc))
             continue
         extras = {k: v for k, v in annotation.items() if k not in ANNOTATION_KEYS}
         yield CocoRef(
@@ -207,16 +208,12 @@ def iter_refs(
         )
     for image_id, image in by_id.items():
         if image_id not in annotated:
-            yield _error_ref(
+            yield reject_item(
                 reference_id_of(image, {}),
                 file,
                 "missing-annotation",
                 f"image {image_id!r} has no annotation",
             )
-
-
-def _error_ref(reference_id: str, file: str, rule: str, message: str) -> CocoRef:
-    return CocoRef(reference_id, "", None, None, {}, file, (rule, message))
 
 
 def check_segments_info(ref: CocoRef, ctx: CocoContext) -> list[dict[str, Any]]:
@@ -266,8 +263,6 @@ def check_segments_info(ref: CocoRef, ctx: CocoContext) -> list[dict[str, Any]]:
 def load(ref: CocoRef, ctx: CocoContext) -> Sample:
     """Decode one panoptic PNG into an index mask with one segment per segments_info entry."""
     item = ref.reference_id
-    if ref.error:
-        raise ItemError(ref.error[1], rule=ref.error[0], item=item, file=ref.file)
     infos = check_segments_info(ref, ctx)
     rgb = read_png(Path(ref.png), "rgb", item=item)
     height, width = rgb.shape[:2]
@@ -396,3 +391,8 @@ IMPORTER = Importer(
         ),
     ),
 )
+
+
+def reject_item(reference_id: str, file: str, rule: str, message: str) -> RejectedItem:
+    """A bad item found while listing (reported by the pipeline, never loaded)."""
+    return reject(reference_id, rule, message, file=file)

@@ -22,6 +22,7 @@ from segconvert import (
     ItemError,
     MetaKey,
     Option,
+    RejectedItem,
     Sample,
     Segment,
     categories_from_coco,
@@ -30,6 +31,7 @@ from segconvert import (
     placeholder_categories,
     read_json,
     reference_id_from_names,
+    reject,
     rle_area,
     smallest_index_dtype,
 )
@@ -65,7 +67,6 @@ class RleRef:
     annotations: list[Any] = field(default_factory=list)
     image_id: Any = None
     per_image_file: bool = False
-    error: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,13 +116,13 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
     metadata = {
         k: document[k] for k in ("info", "licenses") if isinstance(document, dict) and k in document
     }
-    refs = list(group_by_image(annotations, images, file))
+    grouped: list[RleRef | RejectedItem] = list(group_by_image(annotations, images, file))
     return Dataset(
         categories=categories,
-        items=refs,
+        items=grouped,
         context=RleContext({c.id: c.name for c in categories}, overlap),
         metadata=metadata,
-        size=len(refs),
+        size=len(grouped),
     )
 
 
@@ -150,7 +151,9 @@ def per_image_dataset(
     )
 
 
-def group_by_image(annotations: list[Any], images: Any, file: str) -> Iterator[RleRef]:
+def group_by_image(
+    annotations: list[Any], images: Any, file: str
+) -> Iterator[RleRef | RejectedItem]:
     """One reference per image (in ``images`` order, then unlisted image ids in file order)."""
     by_image: dict[Any, list[Any]] = {}
     for annotation in annotations:
@@ -167,23 +170,11 @@ def group_by_image(annotations: list[Any], images: Any, file: str) -> Iterator[R
     for image_id, group in by_image.items():
         reference = str(image_id)
         if image_id is None:
-            yield RleRef(
-                "no-image-id",
-                file,
-                None,
-                group,
-                None,
-                error=("schema", f"{len(group)} annotation(s) without an image_id"),
-            )
+            message = f"{len(group)} annotation(s) without an image_id"
+            yield reject("no-image-id", "schema", message, file=file)
         elif images is not None:
-            yield RleRef(
-                reference,
-                file,
-                None,
-                group,
-                image_id,
-                error=("unknown-image", f"image_id {image_id!r} has no image entry"),
-            )
+            message = f"image_id {image_id!r} has no image entry"
+            yield reject(reference, "unknown-image", message, file=file)
         else:
             yield RleRef(reference, file, None, group, image_id)
 
@@ -235,8 +226,6 @@ def read_per_image_file(ref: RleRef) -> tuple[Mapping[str, Any], list[Any]]:
 def load(ref: RleRef, ctx: RleContext) -> Sample:
     """Decode one image's instances and flatten them into an index mask."""
     item = ref.reference_id
-    if ref.error:
-        raise ItemError(ref.error[1], rule=ref.error[0], item=item, file=ref.file)
     if ref.per_image_file:
         image, annotations = read_per_image_file(ref)
         image_id = image.get("image_id", image.get("id"))
