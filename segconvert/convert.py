@@ -249,6 +249,16 @@ def _chunks(items: Iterable[ItemRef], size: int) -> Iterator[list[ItemRef]]:
         yield chunk
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """Results already known, queued in order beside the workers' pending ones."""
+
+    results: list[tuple[str, Any, list[dict[str, Any]]]]
+
+    def get(self) -> list[tuple[str, Any, list[dict[str, Any]]]]:
+        return self.results
+
+
 def run_items(
     job: ItemJob, refs: Iterable[ItemRef], jobs: int
 ) -> Iterator[tuple[str, Any, list[dict[str, Any]]]]:
@@ -261,7 +271,10 @@ def run_items(
         in_flight: deque[Any] = deque()
         limit = 4 * jobs
         for chunk in _chunks(refs, CHUNK_SIZE):
-            in_flight.append(pool.apply_async(_run_chunk, (chunk,)))
+            if all(isinstance(ref, FinishedItem) for ref in chunk):  # --resume: no worker needed
+                in_flight.append(_Ready([ref.result for ref in chunk]))
+            else:
+                in_flight.append(pool.apply_async(_run_chunk, (chunk,)))
             while len(in_flight) >= limit:
                 yield from in_flight.popleft().get()
         while in_flight:

@@ -156,8 +156,12 @@ def json_stream(path: Path, prefix: str) -> Iterator[Any]:
         raise _json_error(path, exc) from None
 
 
+def read_head(path: Path, size: int = 1 << 20) -> bytes:
+    """The first ``size`` bytes of ``path`` (format detection looks there)."""
+    with path.open("rb") as handle:
+        return handle.read(size)
+
+
 def json_top_level_is_list(path: Path) -> bool:
     """Whether the JSON document in ``path`` is a list (its first non-blank byte is ``[``)."""
-    with path.open("rb") as handle:
-        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith(b"[")
+    return read_head(path, 4096).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")

@@ -25,6 +25,7 @@ from segconvert import (
 )
 from segconvert_cityscapes.labels import (
     CITYSCAPES_LABELS,
+    UNLABELED,
     Label,
     labels_from_categories,
     table_document,
@@ -32,10 +33,8 @@ from segconvert_cityscapes.labels import (
 from segconvert_cityscapes.layout import city_of
 
 KIND = "gtFine"
-VOID_LABEL_ID = 0
-VOID_TRAIN_ID = 255
-VOID_LABEL = Label("unlabeled", VOID_LABEL_ID, VOID_TRAIN_ID, "void", 0, False, True, (0, 0, 0))
-"""Listed in ``labels.json`` when no category has id 0, so void pixels read back as void."""
+VOID_LABEL_ID = UNLABELED.id
+VOID_TRAIN_ID = UNLABELED.trainId
 
 
 def frame_place(sample: Sample, ctx: ExportContext) -> tuple[str, str]:
@@ -92,7 +91,7 @@ def instance_values(sample: Sample, labels: dict[int, Label]) -> dict[int, int]:
 def write_item(sample: Sample, ctx: ExportContext) -> None:
     """Write the frame's PNGs."""
     ref = sample.reference_id
-    labels = labels_from_categories(ctx.categories)
+    labels = labels_from_categories(tuple(ctx.categories))
     count = max([s.index for s in sample.segments], default=0) + 1
     label_ids = np.zeros(count, dtype=np.uint8)
     train_ids = np.full(count, VOID_TRAIN_ID, dtype=np.uint8)
@@ -146,9 +145,9 @@ def write_dataset(records: Iterable[None], ctx: ExportContext) -> list[Path]:
     """Consume the records; write ``labels.json``, the label table the PNGs use."""
     for _ in records:
         pass
-    labels = list(labels_from_categories(ctx.categories).values())
-    if all(label.id != VOID_LABEL_ID for label in labels):  # void pixels are written as 0
-        labels.insert(0, VOID_LABEL)
+    labels = list(labels_from_categories(tuple(ctx.categories)).values())
+    if all(label.id != VOID_LABEL_ID for label in labels):  # void pixels are written as 0:
+        labels.insert(0, UNLABELED)  # list it, so they read back as void
     document = table_document(labels)
     path = ctx.output / "labels.json"
     schemas.validate(CITYSCAPES_LABELS, document, file=str(path))

@@ -33,7 +33,6 @@ from segconvert import (
 )
 from segconvert_cityscapes.labels import (
     OFFICIAL,
-    Label,
     LabelTable,
     categories_for,
     load_label_table,
@@ -132,14 +131,11 @@ def read_values(ref: FrameRef, ctx: CityscapesContext) -> np.ndarray:
         return read_png(Path(ref.files["labelIds"]), "gray8", item=item).astype(np.uint16)
     if "labelTrainIds" in ref.files:
         train_ids = read_png(Path(ref.files["labelTrainIds"]), "gray8", item=item)
-        lut = np.full(256, ctx.table.by_name().get("unlabeled", _VOID).id, dtype=np.uint16)
-        for train_id, label in ctx.table.by_train_id().items():
+        lut = np.full(256, ctx.table.unlabeled.id, dtype=np.uint16)
+        for train_id, label in ctx.table.by_train_id.items():
             lut[train_id] = label.id
         return lut[train_ids]
     return rasterise_polygons(Path(ref.files["polygons"]), ctx.table, item)
-
-
-_VOID = Label("unlabeled", 0, 255, "void", 0, False, True, (0, 0, 0))
 
 
 def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
@@ -164,8 +160,8 @@ def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
             item=item,
             file=str(path),
         )
-    by_name = table.by_name()
-    image = Image.new("I", (width, height), by_name.get("unlabeled", _VOID).id)
+    by_name = table.by_name
+    image = Image.new("I", (width, height), table.unlabeled.id)
     drawer = ImageDraw.Draw(image)
     instances: dict[str, int] = {}
     for obj in objects:
@@ -203,7 +199,7 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
         check_label_ids(ref, values)
     counts = np.bincount(values.ravel())
     present = np.flatnonzero(counts)
-    labels = ctx.table.by_id()
+    labels = ctx.table.by_id
     segments: list[Segment] = []
     index_of = np.zeros(len(counts), dtype=np.int64)
     void_values = []

@@ -8,12 +8,13 @@ Cityscapes-style datasets with other classes (KITTI-STEP, custom); schema
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-from segconvert import Category, InputError, read_json, schemas
+from segconvert import Category, InputError, fallback_color, read_json, schemas
 
 CITYSCAPES_LABELS = "cityscapes-labels"
 """Schema name of a label table file."""
@@ -90,20 +91,32 @@ OFFICIAL_LABELS: tuple[Label, ...] = tuple(Label(*row) for row in (
 # fmt: on
 
 
+UNLABELED = OFFICIAL_LABELS[0]
+"""The void label (id 0, trainId 255): what void pixels are written as."""
+
+
 @dataclass(frozen=True)
 class LabelTable:
-    """A label table with the lookups the importer and exporter need."""
+    """A label table with the lookups the importer and exporter need (built once, cached)."""
 
     labels: tuple[Label, ...]
 
+    @cached_property
     def by_id(self) -> dict[int, Label]:
         """Labels keyed by label id (drawable labels only: id >= 0)."""
         return {label.id: label for label in self.labels if label.id >= 0}
 
+    @cached_property
     def by_name(self) -> dict[str, Label]:
         """Labels keyed by name."""
         return {label.name: label for label in self.labels}
 
+    @cached_property
+    def unlabeled(self) -> Label:
+        """The table's ``unlabeled`` label, else the official one."""
+        return self.by_name.get(UNLABELED.name, UNLABELED)
+
+    @cached_property
     def by_train_id(self) -> dict[int, Label]:
         """trainId -> the first label with it (as cityscapesScripts' ``trainId2label``); not 255."""
         table: dict[int, Label] = {}
@@ -168,9 +181,13 @@ def categories_for(table: LabelTable, *, use_train_id: bool, keep_ignored: bool)
     return categories
 
 
-def labels_from_categories(categories: Sequence[Category]) -> dict[int, Label]:
-    """category id -> the Cityscapes label to write for it (from metadata, else the category)."""
-    official = OFFICIAL.by_name()
+@cache
+def labels_from_categories(categories: tuple[Category, ...]) -> dict[int, Label]:
+    """category id -> the Cityscapes label to write for it (from metadata, else the category).
+
+    Cached: the exporter asks once per frame with the same categories.
+    """
+    official = OFFICIAL.by_name
     result = {}
     for category in categories:
         fields: Mapping[str, Any] = category.metadata.get(METADATA_KEY) or {}
@@ -186,17 +203,14 @@ def labels_from_categories(categories: Sequence[Category]) -> dict[int, Label]:
             categoryId=int(fields.get("categoryId", 0)),
             hasInstances=bool(fields.get("hasInstances", category.isthing)),
             ignoreInEval=bool(fields.get("ignoreInEval", False)),
-            color=category.color or (known.color if known else _fallback_color(category.id)),
+            color=category.color or (known.color if known else _color(category.id)),
         )
     return result
 
 
-def _fallback_color(category_id: int) -> tuple[int, int, int]:
-    return (
-        (category_id * 67 + 40) % 256,
-        (category_id * 151 + 90) % 256,
-        (category_id * 37 + 140) % 256,
-    )
+def _color(category_id: int) -> tuple[int, int, int]:
+    red, green, blue = fallback_color(category_id)
+    return red, green, blue
 
 
 def table_document(labels: Iterable[Label]) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from segconvert import (
     json_top_level_is_list,
     map_ids,
     placeholder_categories,
+    read_head,
     read_json,
     read_png,
     reference_id_from_names,
@@ -364,9 +365,7 @@ def detect(path: Path) -> bool:
         return False
     if json_path.suffix != ".json":
         return False
-    with json_path.open("rb") as handle:
-        head = handle.read(1 << 20)
-    return b'"segments_info"' in head
+    return b'"segments_info"' in read_head(json_path)
 
 
 IMPORTER = Importer(

@@ -29,6 +29,7 @@ from segconvert import (
     compressed_rle,
     decode_compressed_rle,
     placeholder_categories,
+    read_head,
     read_json,
     reference_id_from_names,
     reject,
@@ -348,21 +349,14 @@ def detect(path: Path) -> bool:
     """A COCO JSON whose annotations carry ``segmentation``, or a folder of SA-1B files."""
     if path.is_dir():
         first = next(iter(sorted(path.glob("*.json"))), None)
-        return (
-            first is not None
-            and _head(first).count(b'"annotations"') > 0
-            and b'"image"' in _head(first)
-        )
-    return (
-        path.suffix == ".json"
-        and b'"segmentation"' in _head(path)
-        and b'"segments_info"' not in _head(path)
-    )
-
-
-def _head(path: Path) -> bytes:
-    with path.open("rb") as handle:
-        return handle.read(1 << 20)
+        if first is None:
+            return False
+        head = read_head(first)
+        return b'"annotations"' in head and b'"image"' in head
+    if path.suffix != ".json":
+        return False
+    head = read_head(path)
+    return b'"segmentation"' in head and b'"segments_info"' not in head
 
 
 IMPORTER = Importer(

@@ -102,19 +102,20 @@ def write_item(sample: Sample, ctx: ExportContext) -> NucleusRecord:
         "reference_id": ref,
     }
     schemas.validate(schemas.NUCLEUS_ANNOTATION, line, item=ref)
+    metadata = json_native(sample.metadata)
     image = {
         "reference_id": ref,
         "file_name": sample.file_name,
         "width": sample.width,
         "height": sample.height,
-        "metadata": json_native(sample.metadata),
+        "metadata": metadata,
     }
     schemas.validate(schemas.IMAGE_RECORD, image, item=ref)
     item_line = None
     image_prefix = ctx.options.get("image_url_prefix")
     if image_prefix:
         item = {
-            "metadata": json_native(sample.metadata),
+            "metadata": metadata,
             "reference_id": ref,
             "width": sample.width,
             "height": sample.height,
