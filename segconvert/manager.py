@@ -18,12 +18,12 @@ import pluggy
 from segconvert import hookspecs
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
-    "segconvert_nucleus",
-    "segconvert_coco_panoptic",
-    "segconvert_cityscapes",
-    "segconvert_coco_rle",
+    "segconvert.formats.nucleus",
+    "segconvert.formats.coco_panoptic",
+    "segconvert.formats.cityscapes",
+    "segconvert.formats.coco_rle",
 )
-"""Module names of the formats that ship with segconvert (under ``plugins/``)."""
+"""Module names of the formats that ship with segconvert (under ``segconvert/formats/``)."""
 
 ENTRY_POINT_GROUP = "segconvert"
 """Third-party plugins declare ``[project.entry-points.segconvert]``."""

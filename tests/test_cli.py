@@ -125,7 +125,9 @@ def test_a_plugin_reusing_a_builtin_name_is_refused_naming_both(tmp_path):
     )
     result = run_cli("plugins", env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 0
-    assert "segconvert_clash" in result.stdout and "segconvert_coco_panoptic" in result.stdout
+    assert (
+        "segconvert_clash" in result.stdout and "segconvert.formats.coco_panoptic" in result.stdout
+    )
     assert "refused" in result.stdout
 
 

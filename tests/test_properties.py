@@ -14,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from segconvert import build_registry, convert
-from segconvert_cityscapes.labels import OFFICIAL
+from segconvert.formats.cityscapes.labels import OFFICIAL
 
 REGISTRY = build_registry(load_third_party=False)
 SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])

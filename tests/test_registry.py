@@ -68,9 +68,9 @@ def test_a_clashing_name_is_refused_naming_both_providers_and_the_builtin_keeps_
     registry = build_registry(load_third_party=False, extra_plugins=[("clasher", ClashingPlugin())])
     assert len(registry.problems) == 1
     problem = registry.problems[0]
-    assert "'clasher'" in problem and "'segconvert_coco_panoptic'" in problem
+    assert "'clasher'" in problem and "'segconvert.formats.coco_panoptic'" in problem
     assert "coco-panoptic" in problem
-    assert registry.importer_provider("coco-panoptic").name == "segconvert_coco_panoptic"
+    assert registry.importer_provider("coco-panoptic").name == "segconvert.formats.coco_panoptic"
 
 
 def test_invalid_descriptors_are_refused_and_valid_ones_kept():

@@ -12,11 +12,11 @@ from segconvert import Importer, hookimpl, testing
 @pytest.mark.parametrize(
     ("module", "name", "mode"),
     [
-        ("segconvert_nucleus", "nucleus", "panoptic"),
-        ("segconvert_coco_panoptic", "coco-panoptic", "panoptic"),
-        ("segconvert_coco_rle", "coco-rle", "panoptic"),
-        ("segconvert_cityscapes", "cityscapes", "panoptic"),
-        ("segconvert_cityscapes", "cityscapes", "semantic"),
+        ("segconvert.formats.nucleus", "nucleus", "panoptic"),
+        ("segconvert.formats.coco_panoptic", "coco-panoptic", "panoptic"),
+        ("segconvert.formats.coco_rle", "coco-rle", "panoptic"),
+        ("segconvert.formats.cityscapes", "cityscapes", "panoptic"),
+        ("segconvert.formats.cityscapes", "cityscapes", "semantic"),
     ],
 )
 def test_builtin_formats_pass_the_conformance_kit(tmp_path, module, name, mode):

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from segconvert import Exporter, Importer, hookimpl
-from segconvert_coco_rle.exporter import EXPORTER
-from segconvert_coco_rle.importer import IMPORTER
+
+from .exporter import EXPORTER
+from .importer import IMPORTER
 
 
 @hookimpl

@@ -23,14 +23,15 @@ from segconvert import (
     safe_join,
     schemas,
 )
-from segconvert_cityscapes.labels import (
+
+from .labels import (
     CITYSCAPES_LABELS,
     UNLABELED,
     Label,
     labels_from_categories,
     table_document,
 )
-from segconvert_cityscapes.layout import city_of
+from .layout import city_of
 
 KIND = "gtFine"
 VOID_LABEL_ID = UNLABELED.id

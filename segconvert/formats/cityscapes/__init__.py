@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from segconvert import Exporter, Importer, hookimpl
-from segconvert_cityscapes.exporter import EXPORTER
-from segconvert_cityscapes.importer import IMPORTER
+
+from .exporter import EXPORTER
+from .importer import IMPORTER
 
 
 @hookimpl

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from segconvert import Exporter, Importer, hookimpl
-from segconvert_nucleus.exporter import EXPORTER
-from segconvert_nucleus.importer import IMPORTER
+
+from .exporter import EXPORTER
+from .importer import IMPORTER
 
 
 @hookimpl

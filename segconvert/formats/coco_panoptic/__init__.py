@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from segconvert import Exporter, Importer, hookimpl
-from segconvert_coco_panoptic.exporter import EXPORTER
-from segconvert_coco_panoptic.importer import IMPORTER
+
+from .exporter import EXPORTER
+from .importer import IMPORTER
 
 
 @hookimpl

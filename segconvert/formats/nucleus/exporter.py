@@ -26,7 +26,8 @@ from segconvert import (
     schemas,
     write_png,
 )
-from segconvert_nucleus.layout import ANNOTATIONS, IMAGES, ITEMS, MASKS, TAXONOMY, is_remote
+
+from .layout import ANNOTATIONS, IMAGES, ITEMS, MASKS, TAXONOMY, is_remote
 
 MAX_SEGMENTS = 256
 """Nucleus masks are uint8: at most 256 distinct indices, so at most 256 segments."""

@@ -22,7 +22,7 @@ from helpers import (
 from PIL import Image
 
 from segconvert import Registry, UsageError, convert
-from segconvert_cityscapes.labels import OFFICIAL
+from segconvert.formats.cityscapes.labels import OFFICIAL
 
 IGNORED_IDS = [label.id for label in OFFICIAL.labels if label.ignoreInEval and label.id >= 0]
 needs_realdata = pytest.mark.skipif(not MMSEG_GTFINE.is_dir(), reason="../shared/realdata absent")

@@ -31,13 +31,14 @@ from segconvert import (
     read_png,
     smallest_index_dtype,
 )
-from segconvert_cityscapes.labels import (
+
+from .labels import (
     OFFICIAL,
     LabelTable,
     categories_for,
     load_label_table,
 )
-from segconvert_cityscapes.layout import FILE_NAME, SOURCE_TYPES, city_of
+from .layout import FILE_NAME, SOURCE_TYPES, city_of
 
 MAX_POLYGON_SIDE = 1 << 15
 

@@ -32,7 +32,8 @@ from segconvert import (
     safe_join,
     schemas,
 )
-from segconvert_nucleus.layout import ANNOTATIONS, IMAGES, ITEMS, MASKS, TAXONOMY, is_remote
+
+from .layout import ANNOTATIONS, IMAGES, ITEMS, MASKS, TAXONOMY, is_remote
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,8 @@ from segconvert import (
     rle_area,
     smallest_index_dtype,
 )
-from segconvert_coco_rle.overlap import RULES, flatten
+
+from .overlap import RULES, flatten
 
 CATEGORIES_HELP = (
     "COCO JSON whose categories to use (e.g. panoptic_coco_categories.json, or the ground truth "
