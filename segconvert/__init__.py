@@ -48,6 +48,7 @@ from segconvert.files import (
     safe_join,
 )
 from segconvert.hookspecs import hookimpl
+from segconvert.jsonstream import ARRAY_START, Event, read_spans, stream_top_level
 from segconvert.masks import (
     MAX_IMAGE_PIXELS,
     compressed_rle,
@@ -63,6 +64,7 @@ from segconvert.masks import (
     rle_area,
     rle_area_and_bbox,
     segment_stats,
+    segmentation_runs,
     write_png,
 )
 from segconvert.model import (
@@ -78,6 +80,19 @@ from segconvert.model import (
     smallest_index_dtype,
 )
 from segconvert.registry import Registry, build_registry
+from segconvert.rle import (
+    Intervals,
+    Runs,
+    area_of,
+    bbox_of,
+    column_major,
+    decode_counts,
+    encode_runs,
+    intervals_by_value,
+    intervals_of,
+    runs_of,
+    symmetric_difference,
+)
 from segconvert.validate import validate_dataset
 
 __all__ = [
@@ -142,6 +157,22 @@ __all__ = [
     "safe_join",
     "schemas",
     "segment_stats",
+    "ARRAY_START",
+    "Event",
+    "read_spans",
+    "stream_top_level",
+    "segmentation_runs",
+    "Intervals",
+    "Runs",
+    "area_of",
+    "bbox_of",
+    "column_major",
+    "decode_counts",
+    "encode_runs",
+    "intervals_by_value",
+    "intervals_of",
+    "runs_of",
+    "symmetric_difference",
     "smallest_index_dtype",
     "validate_dataset",
     "write_png",

@@ -36,6 +36,16 @@ class MetaKey:
     """bool: True marks the segment holding the unlabelled (void) pixels."""
     SCORE = "score"
     """float: a prediction's confidence (COCO results files), kept for the way back."""
+    HIDDEN = "hidden_rle"
+    """str: the pixels of an instance that lie under other instances in the index mask, as a
+    compressed COCO RLE ``counts`` string of the image's size; the instance's full mask is its
+    pixels in the mask plus these (see :mod:`segconvert.rle`). Absent when nothing is hidden."""
+    AREA = "area"
+    """number: the source record's own ``area`` (COCO instances), restored as it was."""
+    BBOX = "bbox"
+    """list of 4 numbers: the source record's own ``bbox`` (COCO instances), restored as it was."""
+    RECORD = (CATEGORY_ID, ISCROWD, SOURCE_ID, VOID, SCORE, HIDDEN, AREA, BBOX)
+    """Every key above: exporters write these into their own fields, never as extra keys."""
 
 
 DEFAULT_VOID_LABEL = "void"
@@ -165,6 +175,9 @@ class Dataset:
     metadata: dict[str, Any] = field(default_factory=dict)
     size: int | None = None
     """How many items ``items`` will yield, when known cheaply (for progress bars)."""
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    """Dataset-level facts worth reporting (e.g. invented placeholder categories): each a JSON
+    object with ``rule`` and ``message``; the pipeline reports them as warnings and notes."""
 
     def load(self, ref: ItemRef) -> Sample:
         """Load one item from its reference (a :class:`RejectedItem` raises its error)."""

@@ -30,7 +30,8 @@ from segconvert import (
 )
 
 MAX_SEGMENT_ID = (1 << 24) - 1
-STANDARD_METADATA = (MetaKey.CATEGORY_ID, MetaKey.ISCROWD, MetaKey.SOURCE_ID, MetaKey.VOID)
+STANDARD_METADATA = tuple(k for k in MetaKey.RECORD if k != MetaKey.SCORE)
+"""Segment metadata written into fields of its own (a score stays as an extra key)."""
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ def write_item(sample: Sample, ctx: ExportContext) -> CocoRecord:
         "file_name": png_name,
         "segments_info": infos,
     }
-    annotation.update(sample.metadata.get("annotation") or {})
+    for key, value in (sample.metadata.get("annotation") or {}).items():
+        annotation.setdefault(key, value)  # extras never replace the PNG name or segments
     image, annotation = json_native(image), json_native(annotation)
     placeholder = {"id": 0} if image.get("id") is None else {}
     schemas.validate(schemas.COCO_PANOPTIC, {**image, **placeholder}, "image", item=ref)
