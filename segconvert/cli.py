@@ -168,6 +168,9 @@ def _run_conversion(
 
 
 def _print_report(report: ConversionReport, *, quiet: bool, as_json: bool) -> None:
+    if not as_json:
+        for warning in report.warnings:
+            click.echo(f"segconvert: warning: {warning}", err=True)
     if as_json:
         click.echo(json.dumps(report.to_json()))
     elif not quiet:

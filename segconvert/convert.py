@@ -57,6 +57,8 @@ class ConversionReport:
     error_report: Path | None = None
     notes: list[dict[str, Any]] = field(default_factory=list)
     notes_report: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    """Dataset-level notes worth a warning (e.g. invented categories); also in ``notes``."""
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -102,6 +104,7 @@ class ConversionReport:
             "error_report": str(self.error_report) if self.error_report else None,
             "notes": len(self.notes),
             "notes_report": str(self.notes_report) if self.notes_report else None,
+            "warnings": self.warnings,
             "exit_code": self.exit_code,
         }
 
@@ -393,6 +396,8 @@ def convert(
     assert dataset.loader is not None
     job = ItemJob(dataset.loader, dataset.context, exporter.write_item, context, transform)
     report = ConversionReport(source_path, output_path, importer.name, exporter.name)
+    report.notes.extend(dataset.notes)
+    report.warnings.extend(note["message"] for note in dataset.notes)
 
     def resumable(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
         for position, ref in enumerate(refs):

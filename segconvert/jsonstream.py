@@ -60,7 +60,9 @@ class _Reader:
 
     def error(self, message: str) -> InputError:
         where = self.byte_at(self.pos)
-        return InputError(f"{self.path}: invalid JSON at byte {where}: {message}", file=str(self.path))
+        return InputError(
+            f"{self.path}: invalid JSON at byte {where}: {message}", file=str(self.path)
+        )
 
     def more(self, size: int = CHUNK) -> bool:
         """Read more text; False at the end of the file."""

@@ -144,9 +144,11 @@ def write_item(sample: Sample, ctx: ExportContext) -> RleRecord | str:
     image, annotations = json_native(image_record(sample)), annotations_for(sample, ctx)
     if writes_results(ctx):
         for annotation in annotations:
-            probe = {**annotation, "image_id": 1} if "id" not in annotation else {
-                **annotation, "id": 1, "image_id": 1
-            }
+            probe = (
+                {**annotation, "image_id": 1}
+                if "id" not in annotation
+                else {**annotation, "id": 1, "image_id": 1}
+            )
             schemas.validate(COCO_RESULTS, probe, "result", item=sample.reference_id)
         return RleRecord(image, annotations)
     if not ctx.options.get("per_image"):

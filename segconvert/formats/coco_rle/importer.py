@@ -133,9 +133,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
     return Dataset(
         categories=categories,
         items=grouped,
-        context=RleContext(
-            {c.id: c.name for c in categories}, overlap, keep_hidden=keep_hidden
-        ),
+        context=RleContext({c.id: c.name for c in categories}, overlap, keep_hidden=keep_hidden),
         metadata=metadata,
         size=len(grouped),
         notes=notes,
@@ -440,8 +438,10 @@ def overlap_notes(annotations: list[Any], flat: Flattened, ctx: RleContext) -> l
         )
     hidden = [i for i, a, v in zip(ids, areas, visible, strict=True) if a and not v]
     if hidden:
-        fate = "kept as segments whose pixels are all in their hidden part" if kept else (
-            "kept as segments without pixels (--drop-hidden)"
+        fate = (
+            "kept as segments whose pixels are all in their hidden part"
+            if kept
+            else ("kept as segments without pixels (--drop-hidden)")
         )
         notes.append(
             {
