@@ -157,7 +157,8 @@ def blob(
     angle = np.arctan2((yy - cy) / ry, (xx - cx) / rx)
     phases = rng.uniform(0, 2 * np.pi, 3)
     wobble = 1 + sum(
-        rng.uniform(0.03, 0.15) * np.sin(k * angle + p) for k, p in zip((3, 5, 9), phases)
+        rng.uniform(0.03, 0.15) * np.sin(k * angle + p)
+        for k, p in zip((3, 5, 9), phases, strict=True)
     )
     inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= wobble**2
     columns = np.zeros((x1 - x0, y1 - y0 + 2), dtype=np.int8)

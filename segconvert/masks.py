@@ -183,7 +183,8 @@ def map_ids(
     """Map every pixel's id (< 2**24) to its position in ``keys``, in one pass.
 
     Returns ``(positions, counts, unknown)``: ``positions`` is H x W (uint8 when there are
-    fewer than 255 keys, else uint16, or uint32 past 65,536 keys) holding the index into ``keys``; ``counts[k]`` is the
+    fewer than 255 keys, else uint16, or uint32 past 65,536 keys) holding the index into
+    ``keys``; ``counts[k]`` is the
     pixel count of ``keys[k]``; ``unknown`` lists up to 10 ids present that are not in
     ``keys`` (``positions`` is then meaningless). Uses a reusable 2**24-entry lookup table
     (16 MB per process) when possible, ``searchsorted`` otherwise.

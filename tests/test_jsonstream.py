@@ -1,4 +1,4 @@
-"""segconvert.jsonstream: one streamed pass gives every element and a byte span that reads it back."""
+"""segconvert.jsonstream: one streamed pass gives every element and a span that reads it back."""
 
 from __future__ import annotations
 

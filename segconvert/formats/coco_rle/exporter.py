@@ -10,16 +10,16 @@ from typing import Any
 from segconvert import (
     ExportContext,
     Exporter,
+    Intervals,
     ItemError,
     MetaKey,
     Option,
     Sample,
+    area_of,
     assign_ids,
     atomic_write_json,
-    categories_to_coco,
-    Intervals,
-    area_of,
     bbox_of,
+    categories_to_coco,
     column_major,
     decode_counts,
     encode_runs,
@@ -120,14 +120,11 @@ def annotations_for(sample: Sample, ctx: ExportContext) -> list[dict[str, Any]]:
         }
         if results and MetaKey.SOURCE_ID not in metadata:
             del annotation["id"]
-        for key, meta_key, compute in (
-            ("area", MetaKey.AREA, lambda: area_of(full)),
-            ("bbox", MetaKey.BBOX, lambda: bbox_of(full, height)),
-        ):
+        for key, meta_key in (("area", MetaKey.AREA), ("bbox", MetaKey.BBOX)):
             if meta_key in metadata:
                 annotation[key] = metadata[meta_key]
-            elif not results:
-                annotation[key] = compute()
+            elif not results:  # computed only where the source had none
+                annotation[key] = area_of(full) if key == "area" else bbox_of(full, height)
         if MetaKey.ISCROWD in metadata or not results:
             annotation["iscrowd"] = int(metadata.get(MetaKey.ISCROWD, 0))
         if metadata.get(MetaKey.SCORE) is not None:

@@ -126,7 +126,9 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
     else:
         categories = placeholder_categories(index.category_ids, things=index.thing_ids)
         notes.append(placeholder_note(categories, file))
-    metadata = {k: index.values[k] for k in ("info", "licenses") if k in index.values}
+    metadata: dict[str, Any] = {
+        k: index.values[k] for k in ("info", "licenses") if k in index.values
+    }
     if index.results:
         metadata[DOCUMENT_KEY] = RESULTS_DOCUMENT
     grouped: list[RleRef | RejectedItem] = list(group_by_image(index.spans, images, file))
@@ -325,7 +327,7 @@ def read_annotations(ref: RleRef) -> tuple[Mapping[str, Any], list[Any], Any]:
         image, annotations = read_per_image_file(ref)
         image_id = image.get("image_id", image.get("id"))
         return {**image, "id": image_id}, annotations, image_id
-    annotations = read_spans(Path(ref.file), zip(*ref.spans)) if ref.spans else []
+    annotations = read_spans(Path(ref.file), zip(*ref.spans, strict=True)) if ref.spans else []
     return ref.image or {"id": ref.image_id}, annotations, ref.image_id
 
 

@@ -36,7 +36,7 @@ from segconvert import (
     schemas,
 )
 
-from .layout import ANNOTATIONS, IMAGES, ITEMS, MASKS, TAXONOMY, is_remote
+from .layout import ANNOTATIONS, IMAGES, ITEMS, TAXONOMY, is_remote
 
 
 @dataclass(frozen=True)
