@@ -48,7 +48,13 @@ from segconvert.files import (
     safe_join,
 )
 from segconvert.hookspecs import hookimpl
-from segconvert.jsonstream import ARRAY_START, Event, read_spans, stream_top_level
+from segconvert.jsonstream import (
+    ARRAY_START,
+    Event,
+    read_spans,
+    stream_top_level,
+    streamed_schema_problems,
+)
 from segconvert.masks import (
     MAX_IMAGE_PIXELS,
     compressed_rle,
@@ -161,6 +167,7 @@ __all__ = [
     "Event",
     "read_spans",
     "stream_top_level",
+    "streamed_schema_problems",
     "segmentation_runs",
     "Intervals",
     "Runs",

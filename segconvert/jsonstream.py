@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,3 +184,41 @@ def read_spans(path: Path, spans: Iterable[tuple[int, int]]) -> list[Any]:
             handle.seek(offset)
             values.append(json.loads(handle.read(length)))
     return values
+
+
+def streamed_schema_problems(
+    schema: str, path: Path, arrays: Mapping[str, str], limit: int = 100
+) -> Iterator[str]:
+    """Schema problems of a large JSON object, streamed: each element of the arrays named in
+    ``arrays`` (key -> the schema's ``$defs`` entry for one element) is checked on its own,
+    the rest of the document once with those arrays empty. At most ``limit`` problems, each
+    ``"<json path>: <message>"`` like :func:`segconvert.schemas.problems`."""
+    from segconvert import schemas
+
+    skeleton: dict[str, Any] = {}
+    positions: dict[str | None, int] = {}
+    found = 0
+    for event in stream_top_level(path, arrays):
+        if event.value is ARRAY_START:
+            skeleton[str(event.key)] = []
+            positions[event.key] = 0
+            continue
+        key = event.key
+        if key is None:
+            yield "$: expected an object, found a list"
+            return
+        if event.span is None or key not in arrays:
+            skeleton[key] = event.value
+            continue
+        position = positions[key]
+        positions[key] = position + 1
+        for problem in schemas.problems(schema, event.value, arrays[key]):
+            yield f"$.{key}[{position}]" + problem.removeprefix("$")
+            found += 1
+            if found >= limit:
+                return
+    for problem in schemas.problems(schema, skeleton):
+        yield problem
+        found += 1
+        if found >= limit:
+            return

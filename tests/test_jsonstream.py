@@ -69,3 +69,21 @@ def test_broken_json_is_one_input_error_naming_the_byte(tmp_path, text, message)
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(InputError, match=message):
         list(stream_top_level(path, ("a",)))
+
+
+def test_streamed_schema_problems_name_the_element_and_match_the_whole_document_check(tmp_path):
+    from segconvert import schemas
+    from segconvert.jsonstream import streamed_schema_problems
+
+    document = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 4}, {"id": 2}],
+        "annotations": [{"image_id": 1, "file_name": "a.png", "segments_info": "nope"}],
+        "categories": "not a list",
+    }
+    path = tmp_path / "panoptic.json"
+    path.write_text(json.dumps(document))
+    arrays = {"images": "image", "annotations": "annotation"}
+    streamed = list(streamed_schema_problems(schemas.COCO_PANOPTIC, path, arrays))
+    assert sorted(streamed) == sorted(schemas.problems(schemas.COCO_PANOPTIC, document))
+    assert any(p.startswith("$.images[1]") for p in streamed)
+    assert any(p.startswith("$.annotations[0].segments_info") for p in streamed)

@@ -41,6 +41,7 @@ from segconvert import (
     schemas,
     segment_stats,
     smallest_index_dtype,
+    streamed_schema_problems,
 )
 
 MAX_SEGMENT_ID = (1 << 24) - 1
@@ -350,10 +351,11 @@ def check_area_and_bbox(
 
 
 def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemError]:
-    """Schema problems of the panoptic JSON (at most 100), each naming its JSON path."""
+    """Schema problems of the panoptic JSON (at most 100), each naming its JSON path; the
+    file is streamed, never loaded whole."""
     json_path = find_json(path)
-    document = read_json(json_path)
-    for problem in schemas.problems(schemas.COCO_PANOPTIC, document)[:100]:
+    arrays = {"images": "image", "annotations": "annotation"}  # streamed, one at a time
+    for problem in streamed_schema_problems(schemas.COCO_PANOPTIC, json_path, arrays):
         yield ItemError(problem, rule="schema", file=str(json_path))
 
 
