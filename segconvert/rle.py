@@ -117,10 +117,22 @@ def area_of(intervals: Intervals) -> int:
 def symmetric_difference(a: Intervals, b: Intervals) -> Intervals:
     """Pixels in exactly one of ``a`` and ``b``: ``a - b`` when ``b`` lies inside ``a``,
     ``a | b`` when they are disjoint. Costs the number of intervals."""
-    points = np.concatenate((a[0], a[1], b[0], b[1]))
-    values, counts = np.unique(points, return_counts=True)
-    toggles = values[counts % 2 == 1]
+    merged = np.concatenate((_boundaries(a), _boundaries(b)))
+    merged.sort(kind="stable")  # two sorted runs: a linear merge
+    single = merged[1:] != merged[:-1]  # a boundary of both cancels out
+    keep = np.concatenate(([True], single)) & np.concatenate((single, [True]))
+    toggles = merged[keep]
     return toggles[0::2], toggles[1::2]
+
+
+def _boundaries(intervals: Intervals) -> npt.NDArray[np.int64]:
+    """``start0, end0, start1, end1, ...``: strictly increasing for disjoint, non-touching
+    intervals (as :func:`intervals_of` and :func:`column_runs` give)."""
+    starts, ends = intervals
+    points = np.empty(2 * starts.size, dtype=np.int64)
+    points[0::2] = starts
+    points[1::2] = ends
+    return points
 
 
 def column_runs(
