@@ -387,3 +387,51 @@ def test_cli_converts_results_with_an_overlap_rule(tmp_path, no_third_party):
     assert len(notes) == summary["notes"]
     assert sum(n["rule"] == "occluded" for n in notes) == 72
     assert validate_dataset(tmp_path / "o", "nucleus", jobs=1)[1] == []
+
+
+def scan_peak_memory(path: Path, count: int, images: int = 50):
+    """Write an instances JSON of ``count`` annotations; scan it; (peak bytes, dataset, refs)."""
+    import tracemalloc
+
+    from segconvert.formats.coco_rle.importer import scan
+
+    filler = "x" * 1000  # an extra key per record: what a full load would have to hold
+    annotations = [
+        {
+            "id": k,
+            "image_id": k % images,
+            "category_id": 1,
+            "segmentation": {"size": [100, 100], "counts": [k % 97, 1, 10_000 - k % 97 - 1]},
+            "note": filler,
+        }
+        for k in range(count)
+    ]
+    records = [
+        {"id": i, "file_name": f"{i}.jpg", "height": 100, "width": 100} for i in range(images)
+    ]
+    path.write_text(
+        json.dumps(
+            {"images": records, "annotations": annotations, "categories": [{"id": 1, "name": "a"}]}
+        )
+    )
+    del annotations
+    tracemalloc.start()
+    dataset = scan(path, {})
+    refs = list(dataset.items)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak, dataset, refs
+
+
+@pytest.mark.slow
+def test_scan_memory_is_flat_in_the_number_of_annotations(tmp_path):
+    from segconvert.formats.coco_rle.importer import load
+
+    small, _, _ = scan_peak_memory(tmp_path / "small.json", 3000)
+    large, dataset, refs = scan_peak_memory(tmp_path / "large.json", 12000)
+    assert large < 1.3 * small  # 4x the annotations, not 4x the memory
+    assert large < (tmp_path / "large.json").stat().st_size / 2
+    sample = load(refs[7], dataset.context)  # each image's annotations read back from its spans
+    assert [s.metadata["source_id"] for s in sample.segments if not s.is_void] == list(
+        range(7, 12000, 50)
+    )
