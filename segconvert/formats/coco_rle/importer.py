@@ -106,7 +106,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
             return scan(files[0], options)
         refs = [RleRef(p.stem, str(p), per_image_file=True) for p in files]
         return per_image_dataset(refs, options, overlap, path / CATEGORIES_FILE)
-    index = index_document(path, infer_things=not options.get("categories"))
+    index = index_document(path)
     file = str(path)
     if index.per_image:
         refs = [RleRef(path.stem, file, per_image_file=True)]
@@ -124,7 +124,8 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
     elif categories_doc is not None:
         categories = categories_from_coco(categories_doc, file)
     else:
-        categories = placeholder_categories(index.category_ids, things=index.thing_ids)
+        things = things_in(index)
+        categories = placeholder_categories(index.category_ids, things=things)
         notes.append(placeholder_note(categories, file))
     metadata: dict[str, Any] = {
         k: index.values[k] for k in ("info", "licenses") if k in index.values
@@ -160,23 +161,37 @@ class DocumentIndex:
     """What one streamed pass over an instances/results JSON keeps: the small top-level
     values, the image records, and per image id the byte spans of its annotations."""
 
+    path: Path
+
     values: dict[str, Any] = field(default_factory=dict)
     images: list[Any] | None = None
     spans: dict[Any, tuple[array[int], array[int]]] = field(default_factory=dict)
     results: bool = False
     per_image: bool = False
     category_ids: set[Any] = field(default_factory=set)
-    thing_ids: set[Any] = field(default_factory=set)
 
 
-def index_document(path: Path, *, infer_things: bool = True) -> DocumentIndex:
+def things_in(index: DocumentIndex) -> set[Any]:
+    """Category ids with several instances in one image (things), for a file naming no
+    categories: a second read of each image's annotations, one image at a time."""
+    things: set[Any] = set()
+    for offsets, lengths in index.spans.values():
+        seen: set[Any] = set()
+        for annotation in read_spans(index.path, zip(offsets, lengths, strict=True)):
+            category = annotation.get("category_id") if isinstance(annotation, dict) else None
+            if not isinstance(category, int):
+                continue
+            if category in seen:
+                things.add(category)
+            seen.add(category)
+    return things
+
+
+def index_document(path: Path) -> DocumentIndex:
     """One streamed pass: annotations are parsed one at a time and only their image id,
-    category id and byte span kept (memory flat in the number of annotations). With
-    ``infer_things`` (no categories given), the category ids with several instances in one
-    image are noted as things, until the file's own categories turn up."""
-    index = DocumentIndex()
+    category id and byte span kept (memory flat in the number of annotations)."""
+    index = DocumentIndex(path)
     file = str(path)
-    seen_pairs: set[tuple[Any, Any]] = set()
     streamed: set[str | None] = set()
     for event in stream_top_level(path, ("annotations", "images")):
         if event.value is ARRAY_START:
@@ -201,11 +216,6 @@ def index_document(path: Path, *, infer_things: bool = True) -> DocumentIndex:
             category_id = annotation.get("category_id") if isinstance(annotation, dict) else None
             if isinstance(category_id, int) and not isinstance(category_id, bool):
                 index.category_ids.add(category_id)
-            if infer_things and isinstance(category_id, int) and "categories" not in index.values:
-                pair = (image_id, category_id)
-                if pair in seen_pairs:
-                    index.thing_ids.add(category_id)
-                seen_pairs.add(pair)
         else:
             index.values[event.key] = event.value
     index.results = None in streamed
