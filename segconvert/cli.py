@@ -24,6 +24,9 @@ from segconvert.registry import Registry, build_registry
 from segconvert.transforms import MODES, OVERFLOW_POLICIES
 from segconvert.validate import validate_dataset
 
+PLANNED_SHOWN = 20
+"""How many planned items a dry run prints (``--json`` lists every one)."""
+
 _CLICK_TYPES: dict[str, Any] = {
     "str": str,
     "int": int,
@@ -38,6 +41,25 @@ def _click_option(option: Option) -> Callable[[Any], Any]:
         )
     kind = click.Choice(option.choices) if option.choices else _CLICK_TYPES[option.type]
     return click.option(f"--{option.name}", option.key, type=kind, default=None, help=option.help)
+
+
+def subset_options() -> list[Callable[[Any], Any]]:
+    """``--limit N`` and ``--items FILE``: the subset options every item-streaming command takes."""
+    return [
+        click.option(
+            "--limit",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Only the first N items.",
+        ),
+        click.option(
+            "--items",
+            "items_file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Only the items whose reference ids FILE lists, one per line.",
+        ),
+    ]
 
 
 def _run_options(registry: Registry) -> Callable[[Any], Any]:
@@ -99,6 +121,13 @@ def _run_options(registry: Registry) -> Callable[[Any], Any]:
                     help="Label of the void Segment (default 'void'; "
                     "'background' in instance mode).",
                 ),
+                *subset_options(),
+                click.option(
+                    "--dry-run",
+                    is_flag=True,
+                    help="Scan, plan and check everything dataset-level; print what would "
+                    "be written; write nothing.",
+                ),
             ]
         ):
             command = decorator(command)
@@ -124,6 +153,11 @@ def _run_conversion(
     show_progress = params.pop("progress")
     transform_options = {
         k: params.pop(k) for k in ("mode", "label_map", "on_overflow", "void_label")
+    }
+    subset_and_plan = {
+        "limit": params.pop("limit"),
+        "items": params.pop("items_file"),
+        "dry_run": params.pop("dry_run"),
     }
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not quiet and not as_json
@@ -159,6 +193,7 @@ def _run_conversion(
             registry=registry,
             progress=progress if show_progress else None,
             **transform_options,
+            **subset_and_plan,
         )
     finally:
         if bar is not None:
@@ -172,13 +207,20 @@ def _print_report(report: ConversionReport, *, quiet: bool, as_json: bool) -> No
         click.echo(json.dumps(report.to_json()))
     elif not quiet:
         click.echo(report.summary())
+        if report.dry_run:
+            for reference_id in report.planned[:PLANNED_SHOWN]:
+                click.echo(f"  would write {reference_id}")
+            if len(report.planned) > PLANNED_SHOWN:
+                more = len(report.planned) - PLANNED_SHOWN
+                click.echo(f"  ... and {more} more (--json lists all)")
     if report.failed and not as_json:
         shown = report.errors[:5]
         for error in shown:
             click.echo(f"  {error['item']}: [{error['rule']}] {error['message']}", err=True)
         if report.failed > len(shown):
             click.echo(f"  ... and {report.failed - len(shown)} more", err=True)
-        click.echo(f"error report: {report.error_report}", err=True)
+        if report.error_report:
+            click.echo(f"error report: {report.error_report}", err=True)
 
 
 def make_cli(registry: Registry) -> click.Group:

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -30,6 +30,7 @@ from segconvert.files import TEMPORARY_PREFIX, TEMPORARY_SUFFIX, atomic_open
 from segconvert.journal import JOURNAL_NAME, Journal
 from segconvert.model import Dataset, ItemRef, RejectedItem, Sample
 from segconvert.registry import Registry, build_registry
+from segconvert.subset import Subset, reference_id_of
 from segconvert.transforms import LabelMap, SkipItem, Transform
 
 ERROR_REPORT_NAME = "segconvert-errors.jsonl"
@@ -59,6 +60,10 @@ class ConversionReport:
     notes_report: Path | None = None
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    dry_run: bool = False
+    """True when nothing was written: ``planned`` lists what would have been."""
+    planned: list[str] = field(default_factory=list)
+    """Dry run: the reference ids of the items that would be written, in order."""
 
     @property
     def exit_code(self) -> int:
@@ -75,6 +80,14 @@ class ConversionReport:
 
     def summary(self) -> str:
         """One human-readable line."""
+        if self.dry_run:
+            line = (
+                f"dry run, {self.from_format} -> {self.to_format}: {len(self.planned)} item(s) "
+                f"would be written into {self.output}"
+                + (f", {self.failed} would fail" if self.failed else "")
+                + "; nothing written"
+            )
+            return line
         line = (
             f"{self.from_format} -> {self.to_format}: {self.converted} converted, "
             f"{self.failed} failed"
@@ -103,6 +116,8 @@ class ConversionReport:
             "notes": len(self.notes),
             "notes_report": str(self.notes_report) if self.notes_report else None,
             "exit_code": self.exit_code,
+            "dry_run": self.dry_run,
+            **({"planned": self.planned} if self.dry_run else {}),
         }
 
 
@@ -309,6 +324,9 @@ def convert(
     label_map: str | os.PathLike[str] | LabelMap | None = None,
     on_overflow: str = "error",
     void_label: str | None = None,
+    limit: int | None = None,
+    items: str | os.PathLike[str] | Collection[str] | None = None,
+    dry_run: bool = False,
 ) -> ConversionReport:
     """Convert the dataset at ``source`` into ``output`` as ``to_format``.
 
@@ -332,6 +350,11 @@ def convert(
             has more segments than the target holds (Nucleus: 256).
         void_label: label of the void Segment (default ``"void"``; ``"background"`` in
             instance mode).
+        limit: convert only the first ``limit`` items (see :mod:`segconvert.subset`).
+        items: convert only these reference ids: a file with one per line, or a collection;
+            a listed id the source lacks is a failed item (rule ``item-not-found``).
+        dry_run: scan, plan and run every dataset-level check, list the items that would be
+            written (``report.planned``) and write nothing: ``output`` is not even created.
 
     Returns:
         A :class:`ConversionReport`; its ``exit_code`` says whether every item made it.
@@ -352,14 +375,64 @@ def convert(
     if not source_path.exists():
         raise UsageError(f"source {source_path} does not exist")
     check_output(output_path, source_path, overwrite, resume)
+    subset = Subset.of(limit, items)
+    dataset: Dataset = importer.open(source_path, import_options)
+    return export_dataset(
+        dataset,
+        output_path,
+        exporter,
+        export_options,
+        source=source_path,
+        from_format=importer.name,
+        import_options=import_options,
+        jobs=jobs,
+        fail_fast=fail_fast,
+        resume=resume,
+        progress=progress,
+        mode=mode,
+        label_map=label_map,
+        on_overflow=on_overflow,
+        void_label=void_label,
+        subset=subset,
+        dry_run=dry_run,
+        started=started,
+    )
+
+
+def export_dataset(
+    dataset: Dataset,
+    output_path: Path,
+    exporter: Exporter,
+    export_options: Mapping[str, Any],
+    *,
+    source: Path,
+    from_format: str,
+    import_options: Mapping[str, Any],
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    resume: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
+    mode: str = "panoptic",
+    label_map: str | os.PathLike[str] | LabelMap | None = None,
+    on_overflow: str = "error",
+    void_label: str | None = None,
+    subset: Subset | None = None,
+    dry_run: bool = False,
+    started: float | None = None,
+) -> ConversionReport:
+    """Write an opened ``dataset`` into ``output_path`` with ``exporter`` (the run stage of
+    :func:`convert`; :func:`segconvert.write` uses it for samples built in a script).
+
+    The output folder must already have passed :func:`check_output`.
+    """
+    started = time.perf_counter() if started is None else started
+    subset = subset or Subset()
     transform = Transform(
         mode=mode,
         on_overflow=on_overflow,
         void_label=void_label,
         max_segments=exporter.max_segments,
     )
-
-    dataset: Dataset = importer.open(source_path, import_options)
     categories = list(dataset.categories)
     if label_map is not None:
         mapping = label_map if isinstance(label_map, LabelMap) else LabelMap.load(label_map)
@@ -368,17 +441,23 @@ def convert(
     transform = dataclasses.replace(
         transform, things=frozenset(c.id for c in categories if c.isthing)
     )
+    report = ConversionReport(source, output_path, from_format, exporter.name)
+    selected = unique_references(subset.select(dataset.items))
+    if dry_run:
+        return plan_report(report, selected, started)
     output_path.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(output_path)
     params = {
-        "source": str(source_path.resolve()),
-        "from": importer.name,
+        "source": str(source.resolve()),
+        "from": from_format,
         "to": exporter.name,
         "options": {**import_options, **export_options},
         "mode": mode,
         "label_map": str(label_map) if label_map is not None else None,
         "on_overflow": on_overflow,
         "void_label": void_label,
+        "limit": subset.limit,
+        "items": sorted(subset.reference_ids) if subset.reference_ids is not None else None,
     }
     journal = Journal.open(output_path, params, resume)
     context = ExportContext(
@@ -392,7 +471,7 @@ def convert(
         exporter.prepare(context)
     assert dataset.loader is not None
     job = ItemJob(dataset.loader, dataset.context, exporter.write_item, context, transform)
-    report = ConversionReport(source_path, output_path, importer.name, exporter.name)
+    total = dataset.size if subset.is_everything else None
 
     def resumable(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
         for position, ref in enumerate(refs):
@@ -400,13 +479,13 @@ def convert(
             yield FinishedItem(finished) if finished else ref
 
     def records() -> Iterator[Any]:
-        refs = resumable(unique_references(dataset.items))
+        refs = resumable(selected)
         for done, (status, result, notes) in enumerate(
             run_items(job, refs, jobs or default_jobs()), 1
         ):
             journal.add(done - 1, (status, result, notes))
             if progress:
-                progress(done, dataset.size)
+                progress(done, total)
             report.notes.extend(notes)
             if status == OK:
                 report.converted += 1
@@ -431,6 +510,22 @@ def convert(
         journal.close(completed=completed)
     report.error_report = write_error_report(output_path, report.errors)
     report.notes_report = write_jsonl_report(output_path / NOTES_REPORT_NAME, report.notes)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def plan_report(
+    report: ConversionReport, refs: Iterable[ItemRef], started: float
+) -> ConversionReport:
+    """A dry run's report: the items that would be written (``planned``) and those already
+    known to fail (rejected while listing, duplicates, listed but absent); nothing is written."""
+    report.dry_run = True
+    for ref in refs:
+        if isinstance(ref, RejectedItem):
+            report.failed += 1
+            report.errors.append(ref.error.to_record())
+        else:
+            report.planned.append(str(reference_id_of(ref)))
     report.seconds = time.perf_counter() - started
     return report
 
