@@ -12,6 +12,7 @@ in ``__all__`` are the public API (built-in formats use nothing else).
 from __future__ import annotations
 
 from segconvert import schemas
+from segconvert.api import OpenDataset, open, write
 from segconvert.coco import (
     assign_ids,
     categories_from_coco,
@@ -78,6 +79,7 @@ from segconvert.model import (
     smallest_index_dtype,
 )
 from segconvert.registry import Registry, build_registry
+from segconvert.subset import Subset
 from segconvert.validate import validate_dataset
 
 __all__ = [
@@ -95,6 +97,7 @@ __all__ = [
     "ItemError",
     "ItemRef",
     "MetaKey",
+    "OpenDataset",
     "Option",
     "OutputError",
     "PluginError",
@@ -103,6 +106,7 @@ __all__ = [
     "Sample",
     "SegconvertError",
     "Segment",
+    "Subset",
     "UnknownFormatError",
     "UsageError",
     "ValidationError",
@@ -128,6 +132,7 @@ __all__ = [
     "json_stream",
     "json_top_level_is_list",
     "map_ids",
+    "open",
     "paint",
     "placeholder_categories",
     "parse_json_line",
@@ -144,5 +149,6 @@ __all__ = [
     "segment_stats",
     "smallest_index_dtype",
     "validate_dataset",
+    "write",
     "write_png",
 ]

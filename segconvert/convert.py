@@ -141,6 +141,19 @@ def split_options(
     return _with_defaults(known_import, given), _with_defaults(known_export, given)
 
 
+def format_options(
+    descriptor: Importer | Exporter, options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The options of one format, defaults filled in; a key it does not take is a usage error."""
+    given = {k.replace("-", "_"): v for k, v in (options or {}).items() if v is not None}
+    known = {o.key: o for o in descriptor.options}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        names = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise UsageError(f"option(s) {names} not accepted by format {descriptor.name!r}")
+    return _with_defaults(known, given)
+
+
 def _with_defaults(known: Mapping[str, Option], given: Mapping[str, Any]) -> dict[str, Any]:
     values = {}
     for key, option in known.items():
@@ -153,15 +166,16 @@ def _with_defaults(known: Mapping[str, Option], given: Mapping[str, Any]) -> dic
     return values
 
 
-def check_output(output: Path, source: Path, overwrite: bool, resume: bool = False) -> None:
+def check_output(output: Path, source: Path | None, overwrite: bool, resume: bool = False) -> None:
     """Refuse a non-empty output folder (unless ``overwrite``, or ``resume`` with a journal)
-    or one that is the source."""
+    or one that is the source (``None``: samples built in memory, no source folder)."""
     if output.exists() and not output.is_dir():
         raise OutputError(f"output {output} exists and is not a folder")
     resolved = output.resolve()
-    source_dir = source.resolve() if source.is_dir() else source.resolve().parent
-    if resolved == source_dir:
-        raise OutputError(f"output {output} is the source folder; choose another")
+    if source is not None:
+        source_dir = source.resolve() if source.is_dir() else source.resolve().parent
+        if resolved == source_dir:
+            raise OutputError(f"output {output} is the source folder; choose another")
     if output.is_dir() and any(output.iterdir()) and not overwrite:
         if resume and (output / JOURNAL_NAME).is_file():
             return

@@ -1,0 +1,282 @@
+"""Reading and writing datasets from Python: :func:`open` and :func:`write`.
+
+``segconvert.open(source)`` reads any dataset a format plugin understands into the hub and
+iterates its :class:`~segconvert.model.Sample` s one at a time (nothing holds every mask).
+An item that cannot be read does not stop the iteration: it is recorded in
+:attr:`OpenDataset.errors` and the next one follows (or, with ``errors="raise"``, its
+:class:`~segconvert.errors.ItemError` is raised).
+
+``segconvert.write(samples, output, format=...)`` writes samples a script built itself through
+the same exporters, checks and reports as a conversion.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from segconvert.convert import (
+    ConversionReport,
+    check_output,
+    export_dataset,
+    format_options,
+    unique_references,
+)
+from segconvert.coco import categories_from_coco
+from segconvert.descriptors import Importer
+from segconvert.errors import ItemError, UsageError
+from segconvert.model import Category, Dataset, ItemRef, RejectedItem, Sample
+from segconvert.registry import Registry, build_registry
+from segconvert.subset import Subset, reference_id_of
+
+Source = str | os.PathLike[str]
+"""Where a dataset is: a local path (``str`` or ``PathLike``) or a ``file://`` URL."""
+ErrorPolicy = Literal["collect", "raise"]
+
+
+def source_path(source: Source) -> Path:
+    """The local path of ``source`` (a path, a ``str`` or a ``file://`` URL).
+
+    Other URL schemes are refused with a usage error until the storage layer reads them.
+    """
+    text = os.fspath(source)
+    if not isinstance(text, str):
+        raise UsageError(f"source must be a path or a URL, not {type(source).__name__}")
+    if text.startswith("file://"):
+        return Path(text[len("file://") :])
+    scheme, separator, _ = text.partition("://")
+    if separator and scheme.isalnum():
+        raise UsageError(f"cannot read {text}: {scheme}:// sources are not supported here")
+    return Path(text)
+
+
+@dataclass
+class OpenDataset:
+    """A dataset opened for reading: its categories, metadata and a stream of samples.
+
+    Iterating yields every good :class:`Sample` (checked against the hub's invariants) in
+    source order; each bad item is appended to :attr:`errors` as the
+    :class:`~segconvert.errors.ItemError` that stopped it (``errors="raise"``: raised instead).
+    Iterate again to read the dataset again; :attr:`errors` then starts afresh.
+    """
+
+    format: str
+    """The importer that read it, e.g. ``"coco-panoptic"``."""
+    source: Path
+    dataset: Dataset
+    subset: Subset = field(default_factory=Subset)
+    on_error: ErrorPolicy = "collect"
+    errors: list[ItemError] = field(default_factory=list)
+    """The items of the last iteration that could not be read."""
+
+    @property
+    def categories(self) -> list[Category]:
+        """The dataset's taxonomy."""
+        return self.dataset.categories
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Dataset-level facts from the source (e.g. COCO ``info`` and ``licenses``)."""
+        return self.dataset.metadata
+
+    @property
+    def size(self) -> int | None:
+        """How many items the source lists, when known without reading them (else ``None``)."""
+        return self.dataset.size if self.subset.is_everything else None
+
+    def references(self) -> Iterator[ItemRef]:
+        """The item references, subset applied and repeated reference ids rejected."""
+        return unique_references(self.subset.select(self.dataset.items))
+
+    def reference_ids(self) -> Iterator[str]:
+        """The reference id of every item, without loading any."""
+        for ref in self.references():
+            reference_id = reference_id_of(ref)
+            if reference_id is not None:
+                yield reference_id
+
+    def load(self, ref: ItemRef) -> Sample:
+        """One checked sample from its reference; raises :class:`ItemError` when it is bad."""
+        try:
+            sample = self.dataset.load(ref)
+            sample.check()
+        except ItemError:
+            raise
+        except Exception as exc:  # a plugin's bug in one item must not hide the others
+            raise ItemError(
+                f"internal error: {type(exc).__name__}: {exc}",
+                rule="internal-error",
+                item=reference_id_of(ref),
+            ) from exc
+        return sample
+
+    def __iter__(self) -> Iterator[Sample]:
+        self.errors = []
+        for ref in self.references():
+            try:
+                sample = self.load(ref)
+            except ItemError as error:
+                if self.on_error == "raise":
+                    raise
+                self.errors.append(error)
+                continue
+            yield sample
+
+    def get(self, reference_id: str) -> Sample:
+        """The sample with ``reference_id``; :class:`ItemError` if it is absent or bad."""
+        for ref in self.references():
+            if reference_id_of(ref) == reference_id:
+                return self.load(ref)
+        raise ItemError(
+            f"item {reference_id!r} is not in {self.source}",
+            rule="item-not-found",
+            item=reference_id,
+        )
+
+
+def open(
+    source: Source,
+    format: str | None = None,
+    *,
+    limit: int | None = None,
+    items: str | os.PathLike[str] | Collection[str] | None = None,
+    errors: ErrorPolicy = "collect",
+    registry: Registry | None = None,
+    **options: Any,
+) -> OpenDataset:
+    """Open the dataset at ``source`` for reading.
+
+    Args:
+        source: a file or folder (``str``, ``PathLike`` or ``file://`` URL).
+        format: importer name; detected from ``source`` when omitted.
+        limit: read only the first ``limit`` items.
+        items: read only these reference ids (a collection, or a file with one per line).
+        errors: ``"collect"`` (default): bad items go to :attr:`OpenDataset.errors` and
+            iteration goes on; ``"raise"``: the first bad item's error is raised.
+        registry: the formats to use; by default built-ins plus installed plugins.
+        **options: the importer's options, e.g. ``png_dir=...`` (see ``segconvert formats``).
+
+    Raises:
+        SegconvertError: when the dataset as a whole cannot be read (unknown format,
+            missing file, malformed JSON); per-item problems never raise here.
+
+    >>> dataset = open("fixtures/coco-panoptic/panopticapi/panoptic_examples.json")
+    ... # doctest: +SKIP
+    >>> [sample.reference_id for sample in dataset]  # doctest: +SKIP
+    ['000000142238', '000000439180']
+    """
+    if errors not in ("collect", "raise"):
+        raise UsageError(f"errors must be 'collect' or 'raise', not {errors!r}")
+    path = source_path(source)
+    if not path.exists():
+        raise UsageError(f"source {path} does not exist")
+    registry = registry or build_registry()
+    importer: Importer = registry.importer(format) if format else registry.detect(path)
+    missing = importer.missing_requirements()
+    if missing:
+        raise UsageError(f"format {importer.name!r} needs {', '.join(missing)} installed")
+    subset = Subset.of(limit, items)
+    dataset = importer.open(path, format_options(importer, options))
+    return OpenDataset(importer.name, path, dataset, subset, errors)
+
+
+def _sample_itself(sample: Sample, context: Any) -> Sample:
+    """The loader of samples built in memory: the reference is the sample."""
+    if not isinstance(sample, Sample):
+        raise ItemError(
+            f"expected a segconvert.Sample, got {type(sample).__name__}", rule="not-a-sample"
+        )
+    return sample
+
+
+def _as_category(category: Category | Mapping[str, Any]) -> Category:
+    if isinstance(category, Category):
+        return category
+    return categories_from_coco([dict(category)], "categories")[0]
+
+
+def write(
+    samples: Iterable[Sample],
+    output: Source,
+    *,
+    format: str,
+    categories: Iterable[Category | Mapping[str, Any]],
+    options: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    jobs: int = 1,
+    mode: str = "panoptic",
+    void_label: str | None = None,
+    on_overflow: str = "error",
+    registry: Registry | None = None,
+) -> ConversionReport:
+    """Write ``samples`` into the folder ``output`` as ``format``.
+
+    Every sample is checked and written as in a conversion: a bad one is reported in
+    ``report.errors`` (and ``OUT/segconvert-errors.jsonl``), the others are written.
+
+    Args:
+        samples: the samples, e.g. a generator (consumed once, one at a time).
+        output: the folder to write; must be empty unless ``overwrite``.
+        format: exporter name, e.g. ``"nucleus"``, ``"coco-panoptic"``, ``"cityscapes"``.
+        categories: the taxonomy: :class:`Category` objects or COCO category dicts.
+        options: the exporter's options (``{"json_name": "val"}``).
+        metadata: dataset-level facts for the exporter (e.g. COCO ``info``, ``licenses``).
+        overwrite: write into a non-empty output folder.
+        jobs: worker processes (default 1: in-process; more pickles samples to workers, so
+            call it under ``if __name__ == "__main__":``).
+        mode, void_label, on_overflow: as for :func:`segconvert.convert`.
+        registry: the formats to use; by default built-ins plus installed plugins.
+
+    Returns:
+        The :class:`~segconvert.convert.ConversionReport`; ``exit_code`` 0 when every sample
+        was written.
+    """
+    output_path = source_path(output)
+    registry = registry or build_registry()
+    exporter = registry.exporter(format)
+    missing = exporter.missing_requirements()
+    if missing:
+        raise UsageError(f"format {exporter.name!r} needs {', '.join(missing)} installed")
+    export_options = format_options(exporter, options)
+    check_output(output_path, None, overwrite)
+    taxonomy = [_as_category(c) for c in categories]
+    dataset = Dataset(
+        categories=taxonomy,
+        items=_checked_samples(samples),
+        loader=_sample_itself,
+        metadata=dict(metadata or {}),
+    )
+    return export_dataset(
+        dataset,
+        output_path,
+        exporter,
+        export_options,
+        source=Path("<samples>"),
+        from_format="samples",
+        import_options={},
+        jobs=jobs,
+        mode=mode,
+        void_label=void_label,
+        on_overflow=on_overflow,
+    )
+
+
+def _checked_samples(samples: Iterable[Sample]) -> Iterator[Sample | RejectedItem]:
+    """Each sample, or a rejection for anything that is not one (named by its position)."""
+    if isinstance(samples, Sample):
+        raise UsageError("samples must be an iterable of Sample, not one Sample")
+    for position, sample in enumerate(samples):
+        if isinstance(sample, Sample):
+            yield sample
+        else:
+            yield RejectedItem(
+                ItemError(
+                    f"item {position} is a {type(sample).__name__}, not a segconvert.Sample",
+                    rule="not-a-sample",
+                    item=f"#{position}",
+                )
+            )
