@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from segconvert.coco import categories_from_coco
 from segconvert.convert import (
     ConversionReport,
     check_output,
@@ -25,7 +26,6 @@ from segconvert.convert import (
     format_options,
     unique_references,
 )
-from segconvert.coco import categories_from_coco
 from segconvert.descriptors import Importer
 from segconvert.errors import ItemError, UsageError
 from segconvert.model import Category, Dataset, ItemRef, RejectedItem, Sample
