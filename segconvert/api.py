@@ -13,7 +13,7 @@ the same exporters, checks and reports as a conversion.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,12 +21,15 @@ from typing import Any, Literal
 from segconvert.coco import categories_from_coco
 from segconvert.convert import (
     ConversionReport,
+    ItemJob,
     check_output,
+    default_jobs,
     export_dataset,
     format_options,
+    run_items,
     unique_references,
 )
-from segconvert.descriptors import Importer
+from segconvert.descriptors import ExportContext, Importer
 from segconvert.errors import ItemError, UsageError
 from segconvert.model import Category, Dataset, ItemRef, RejectedItem, Sample
 from segconvert.registry import Registry, build_registry
@@ -124,6 +127,28 @@ class OpenDataset:
                 self.errors.append(error)
                 continue
             yield sample
+
+    def map_items(
+        self,
+        work: Callable[[Sample, ExportContext], Any],
+        *,
+        jobs: int | None = None,
+        output: Path | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Iterator[tuple[str, Any]]:
+        """``(status, result)`` of ``work(sample, context)`` for every item, in order, with
+        ``jobs`` worker processes (``None``: every core): ``("ok", value)`` or
+        ``("error", error record)``. ``work`` and ``options`` must pickle when ``jobs > 1``."""
+        assert self.dataset.loader is not None
+        context = ExportContext(
+            output=output or self.source,
+            categories=tuple(self.categories),
+            options=dict(options or {}),
+            metadata=self.metadata,
+        )
+        job = ItemJob(self.dataset.loader, self.dataset.context, work, context)
+        for status, result, _ in run_items(job, self.references(), jobs or default_jobs()):
+            yield status, result
 
     def get(self, reference_id: str) -> Sample:
         """The sample with ``reference_id``; :class:`ItemError` if it is absent or bad."""

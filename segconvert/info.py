@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from segconvert.api import OpenDataset, open
-from segconvert.convert import OK, ItemJob, default_jobs, run_items
+from segconvert.convert import OK
 from segconvert.descriptors import ExportContext
 from segconvert.model import MetaKey, Sample
 from segconvert.registry import Registry
@@ -254,7 +254,7 @@ def dataset_info(
     """
     dataset = open(source, format, limit=limit, items=items, registry=registry, **(options or {}))
     report = InfoReport(str(source), dataset.format, taxonomy_rows(dataset))
-    for done, (status, result) in enumerate(stream_items(dataset, item_stats, jobs), 1):
+    for done, (status, result) in enumerate(dataset.map_items(item_stats, jobs=jobs), 1):
         if status == OK:
             report.add(result)
         else:
@@ -262,17 +262,3 @@ def dataset_info(
         if progress:
             progress(done, dataset.size)
     return report
-
-
-def stream_items(
-    dataset: OpenDataset,
-    work: Callable[[Sample, ExportContext], Any],
-    jobs: int | None,
-) -> Iterable[tuple[str, Any]]:
-    """``(status, result)`` of ``work(sample)`` for every item, in order, ``jobs`` processes:
-    ``("ok", value)`` or ``("error", error record)``."""
-    assert dataset.dataset.loader is not None
-    context = ExportContext(output=dataset.source, categories=tuple(dataset.categories))
-    job = ItemJob(dataset.dataset.loader, dataset.dataset.context, work, context)
-    for status, result, _ in run_items(job, dataset.references(), jobs or default_jobs()):
-        yield status, result
