@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,6 +18,7 @@ from segconvert import schemas
 from segconvert.convert import ConversionReport, convert
 from segconvert.descriptors import Option
 from segconvert.errors import SegconvertError
+from segconvert.inspect_commands import add_inspection_commands, progress_bar, subset_options
 from segconvert.manager import third_party_disabled_by_env
 from segconvert.registry import Registry, build_registry
 from segconvert.transforms import MODES, OVERFLOW_POLICIES
@@ -41,25 +41,6 @@ def _click_option(option: Option) -> Callable[[Any], Any]:
         )
     kind = click.Choice(option.choices) if option.choices else _CLICK_TYPES[option.type]
     return click.option(f"--{option.name}", option.key, type=kind, default=None, help=option.help)
-
-
-def subset_options() -> list[Callable[[Any], Any]]:
-    """``--limit N`` and ``--items FILE``: the subset options every item-streaming command takes."""
-    return [
-        click.option(
-            "--limit",
-            type=click.IntRange(min=0),
-            default=None,
-            help="Only the first N items.",
-        ),
-        click.option(
-            "--items",
-            "items_file",
-            type=click.Path(dir_okay=False),
-            default=None,
-            help="Only the items whose reference ids FILE lists, one per line.",
-        ),
-    ]
 
 
 def _run_options(registry: Registry) -> Callable[[Any], Any]:
@@ -161,23 +142,7 @@ def _run_conversion(
     }
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not quiet and not as_json
-    bar: Any = None
-
-    started = time.monotonic()
-
-    def progress(done: int, total: int | None) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(
-                length=total or 0,
-                label="converting",
-                file=sys.stderr,
-                show_pos=True,
-                show_eta=bool(total),
-                item_show_func=lambda rate: f"{rate:.1f} items/s" if rate else None,
-            )
-            bar.__enter__()
-        bar.update(1, current_item=done / max(time.monotonic() - started, 1e-9))
+    progress, finish_progress = progress_bar("converting")
 
     try:
         report = convert(
@@ -196,8 +161,7 @@ def _run_conversion(
             **subset_and_plan,
         )
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+        finish_progress()
     _print_report(report, quiet=quiet, as_json=as_json)
     sys.exit(report.exit_code)
 
@@ -369,6 +333,7 @@ def make_cli(registry: Registry) -> click.Group:
             click.echo(f"{checked} item(s) checked: {status}", err=bool(problems))
         sys.exit(1 if problems else 0)
 
+    add_inspection_commands(cli, registry, _click_option)
     registry.register_commands(cli)
     return cli
 

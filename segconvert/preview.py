@@ -20,7 +20,7 @@ import json
 import math
 import os
 import zlib
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -365,6 +365,7 @@ def preview_dataset(
     boundaries: bool = True,
     jobs: int | None = None,
     registry: Registry | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> PreviewReport:
     """Render the items of ``source`` (all, ``items``, the first ``limit``) as one PNG each in
     the folder ``output``, or, with ``grid=N``, a contact sheet of the first N as the file
@@ -386,9 +387,11 @@ def preview_dataset(
         raise UsageError(f"output {out} is a file; one PNG per item needs a folder")
     report = PreviewReport(dataset.format)
     rendered = []
-    for status, result in dataset.map_items(
-        render, jobs=jobs, output=out, options={"preview": settings}
+    for done, (status, result) in enumerate(
+        dataset.map_items(render, jobs=jobs, output=out, options={"preview": settings}), 1
     ):
+        if progress:
+            progress(done, dataset.size)
         if status != "ok":
             report.errors.append(result)
             continue
