@@ -74,6 +74,9 @@ class OpenDataset:
     on_error: ErrorPolicy = "collect"
     errors: list[ItemError] = field(default_factory=list)
     """The items of the last iteration that could not be read."""
+    reopen: Callable[[], Dataset] | None = field(default=None, repr=False)
+    """Scans the source again: an importer's listing may be a one-pass stream."""
+    _listed: bool = field(default=False, repr=False)
 
     @property
     def categories(self) -> list[Category]:
@@ -91,7 +94,12 @@ class OpenDataset:
         return self.dataset.size if self.subset.is_everything else None
 
     def references(self) -> Iterator[ItemRef]:
-        """The item references, subset applied and repeated reference ids rejected."""
+        """The item references, subset applied and repeated reference ids rejected.
+
+        Each call lists the source afresh (a second pass scans it again)."""
+        if self._listed and self.reopen is not None:
+            self.dataset = self.reopen()
+        self._listed = True
         return unique_references(self.subset.select(self.dataset.items))
 
     def reference_ids(self) -> Iterator[str]:
@@ -204,8 +212,15 @@ def open(
     if missing:
         raise UsageError(f"format {importer.name!r} needs {', '.join(missing)} installed")
     subset = Subset.of(limit, items)
-    dataset = importer.open(path, format_options(importer, options))
-    return OpenDataset(importer.name, path, dataset, subset, errors)
+    values = format_options(importer, options)
+    return OpenDataset(
+        importer.name,
+        path,
+        importer.open(path, values),
+        subset,
+        errors,
+        reopen=lambda: importer.open(path, values),
+    )
 
 
 def _sample_itself(sample: Sample, context: Any) -> Sample:

@@ -67,10 +67,11 @@ class ConversionReport:
 
     @property
     def exit_code(self) -> int:
-        """0: every item converted; 3: some failed, the rest written; 1: nothing converted."""
+        """0: every item converted; 3: some failed, the rest written (a dry run: would be);
+        1: nothing converted."""
         if self.failed == 0:
             return 0
-        return 3 if self.converted else 1
+        return 3 if self.converted or self.planned else 1
 
     @property
     def items_per_second(self) -> float:

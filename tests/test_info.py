@@ -76,9 +76,9 @@ def test_info_json_counts_of_the_faster_coco_eval_file_equal_a_direct_pycocotool
     for annotation in document["annotations"]:
         by_image[annotation["image_id"]].append(annotation)
     instances, crowd, pixels = Counter(), Counter(), Counter()
-    for image_id, annotations in by_image.items():
+    for image_id, image_annotations in by_image.items():
         height, width = images[image_id]["height"], images[image_id]["width"]
-        masks = [decode_any(a["segmentation"], height, width) for a in annotations]
+        masks = [decode_any(a["segmentation"], height, width) for a in image_annotations]
         areas = [
             int(mask_utils.area(mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))))
             for m in masks
@@ -87,7 +87,7 @@ def test_info_json_counts_of_the_faster_coco_eval_file_equal_a_direct_pycocotool
         for position in sorted(range(len(masks)), key=lambda i: (-areas[i], i)):
             top[masks[position]] = position + 1
         visible = np.bincount(top.ravel(), minlength=len(masks) + 1)
-        for position, annotation in enumerate(annotations):
+        for position, annotation in enumerate(image_annotations):
             instances[annotation["category_id"]] += 1
             crowd[annotation["category_id"]] += annotation.get("iscrowd", 0)
             pixels[annotation["category_id"]] += int(visible[position + 1])
