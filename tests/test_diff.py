@@ -13,7 +13,7 @@ from PIL import Image
 
 from segconvert import Sample, Segment, convert
 from segconvert.cli import main
-from segconvert.diff import compare_samples
+from segconvert.diff import compare_samples, diff_datasets
 
 SAMPLE = PANOPTICAPI / "panoptic_examples.json"
 OTHER_FORMATS = ["nucleus", "cityscapes", "coco-rle"]
@@ -163,3 +163,21 @@ def test_renumbered_instance_ids_count_only_with_strict_ids():
     assert compare_samples(a, b).identical
     strict = compare_samples(a, b, strict_ids=True)
     assert not strict.identical and strict.id_changes == [{"label": "cat", "a": 26001, "b": 900}]
+
+
+@pytest.mark.parametrize("target", ["nucleus", "coco-panoptic", "coco-rle"])
+def test_a_cityscapes_tree_and_its_round_trip_through_another_format_are_identical(
+    tmp_path, registry, target
+):
+    from helpers import synthetic_instance_ids, write_gtfine_frame
+
+    root = tmp_path / "cs"
+    for seed in range(2):
+        frame = f"aachen_000000_00001{seed}"
+        write_gtfine_frame(root, "val", "aachen", frame, synthetic_instance_ids(seed))
+    there, back = tmp_path / target, tmp_path / "back"
+    convert(root, there, from_format="cityscapes", to_format=target, registry=registry, jobs=1)
+    convert(there, back, from_format=target, to_format="cityscapes", registry=registry, jobs=1)
+    for other, kind in ((there, target), (back, "cityscapes")):
+        summary = list(diff_datasets(root, other, from_a="cityscapes", from_b=kind))[-1]
+        assert summary["identical_datasets"] and summary["compared"] == 2, summary
