@@ -188,11 +188,14 @@ def paint_sample(
 
 def find_photo(sample: Sample, images: Path) -> Path | None:
     """The sample's photo in the folder ``images``: its file name, else its reference id with
-    a usual suffix."""
+    a usual suffix; for a Cityscapes frame also under ``{split}/{city}/`` (a leftImg8bit root)."""
     names = []
     if sample.file_name:
         names += [sample.file_name, Path(sample.file_name).name]
     names += [sample.reference_id + suffix for suffix in PHOTO_SUFFIXES]
+    origin = sample.metadata.get("cityscapes") or {}
+    if origin.get("split") and origin.get("city"):  # a leftImg8bit root: {split}/{city}/name
+        names += [f"{origin['split']}/{origin['city']}/{Path(name).name}" for name in names]
     for name in names:
         try:
             candidate = safe_join(images, name, item=sample.reference_id)

@@ -123,3 +123,19 @@ def test_grid_writes_one_contact_sheet_of_the_first_n_items(capsys, tmp_path):
     legend = json.loads(Image.open(sheet).text[LEGEND_KEY])
     assert {row["label"] for row in legend} == {"void", "person", "car", "sky"}
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".png"] == ["sheet.png"]
+
+
+def test_a_cityscapes_frame_finds_its_photo_under_a_leftimg8bit_root(tmp_path):
+    from helpers import synthetic_instance_ids, write_gtfine_frame
+
+    frame = "aachen_000000_000019"
+    write_gtfine_frame(tmp_path / "cs", "val", "aachen", frame, synthetic_instance_ids())
+    photos = tmp_path / "leftImg8bit"
+    (photos / "val" / "aachen").mkdir(parents=True)
+    Image.fromarray(np.full((40, 60, 3), 90, dtype=np.uint8)).save(
+        photos / "val" / "aachen" / f"{frame}_leftImg8bit.png"
+    )
+    report = preview_dataset(tmp_path / "cs", tmp_path / "out", images=photos, jobs=1)
+    assert report.exit_code == 0
+    drawn = np.asarray(Image.open(tmp_path / "out" / f"{frame}.png").convert("RGB"))
+    assert tuple(drawn[2, 55]) == (90, 90, 90)  # unlabeled (void) shows the photo
