@@ -19,21 +19,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from segconvert.coco import categories_from_coco
-from segconvert.convert import (
-    ConversionReport,
-    ItemJob,
-    check_output,
-    default_jobs,
-    export_dataset,
-    format_options,
-    run_items,
-    unique_references,
-)
 from segconvert.descriptors import ExportContext, Importer
 from segconvert.errors import ItemError, UsageError
-from segconvert.model import Category, Dataset, ItemRef, RejectedItem, Sample
+from segconvert.executors import run_items
+from segconvert.items import ItemJob, ItemStatus, unique_references
+from segconvert.model import Category, Dataset, ItemRef, RejectedItem, Sample, reference_id
+from segconvert.plan import check_output, format_options, plan_dataset
 from segconvert.registry import Registry, build_registry
-from segconvert.subset import Subset, reference_id_of
+from segconvert.run import ConversionReport, run_plan
+from segconvert.subset import Subset
 
 Source = str | os.PathLike[str]
 """Where a dataset is: a local path (``str`` or ``PathLike``) or a ``file://`` URL."""
@@ -105,9 +99,9 @@ class OpenDataset:
     def reference_ids(self) -> Iterator[str]:
         """The reference id of every item, without loading any."""
         for ref in self.references():
-            reference_id = reference_id_of(ref)
-            if reference_id is not None:
-                yield reference_id
+            ref_id = reference_id(ref)
+            if ref_id is not None:
+                yield ref_id
 
     def load(self, ref: ItemRef) -> Sample:
         """One checked sample from its reference; raises :class:`ItemError` when it is bad."""
@@ -120,7 +114,7 @@ class OpenDataset:
             raise ItemError(
                 f"internal error: {type(exc).__name__}: {exc}",
                 rule="internal-error",
-                item=reference_id_of(ref),
+                item=reference_id(ref),
             ) from exc
         return sample
 
@@ -155,18 +149,19 @@ class OpenDataset:
             metadata=self.metadata,
         )
         job = ItemJob(self.dataset.loader, self.dataset.context, work, context)
-        for status, result, _ in run_items(job, self.references(), jobs or default_jobs()):
-            yield status, result
+        for result in run_items(job, self.references(), jobs):
+            if result.status is ItemStatus.OK:
+                yield ItemStatus.OK.value, result.record
+            else:
+                yield ItemStatus.ERROR.value, result.error
 
-    def get(self, reference_id: str) -> Sample:
-        """The sample with ``reference_id``; :class:`ItemError` if it is absent or bad."""
+    def get(self, wanted: str) -> Sample:
+        """The sample whose reference id is ``wanted``; :class:`ItemError` if absent or bad."""
         for ref in self.references():
-            if reference_id_of(ref) == reference_id:
+            if reference_id(ref) == wanted:
                 return self.load(ref)
         raise ItemError(
-            f"item {reference_id!r} is not in {self.source}",
-            rule="item-not-found",
-            item=reference_id,
+            f"item {wanted!r} is not in {self.source}", rule="item-not-found", item=wanted
         )
 
 
@@ -223,6 +218,10 @@ def open(
     )
 
 
+IN_MEMORY = "<samples>"
+"""The source a report names for samples given to :func:`write`."""
+
+
 def _sample_itself(sample: Sample, context: Any) -> Sample:
     """The loader of samples built in memory: the reference is the sample."""
     if not isinstance(sample, Sample):
@@ -230,6 +229,19 @@ def _sample_itself(sample: Sample, context: Any) -> Sample:
             f"expected a segconvert.Sample, got {type(sample).__name__}", rule="not-a-sample"
         )
     return sample
+
+
+def _no_scan(path: Path, options: Mapping[str, Any]) -> Dataset:
+    raise UsageError("samples given to segconvert.write cannot be scanned from a path")
+
+
+SAMPLES_IMPORTER = Importer(
+    name="samples",
+    scan=_no_scan,
+    load=_sample_itself,
+    description="samples built in memory, given to segconvert.write",
+)
+"""The importer a report names for samples given to :func:`write` (it is not registered)."""
 
 
 def _as_category(category: Category | Mapping[str, Any]) -> Category:
@@ -283,26 +295,27 @@ def write(
         raise UsageError(f"format {exporter.name!r} needs {', '.join(missing)} installed")
     export_options = format_options(exporter, options)
     check_output(output_path, None, overwrite)
-    taxonomy = [_as_category(c) for c in categories]
     dataset = Dataset(
-        categories=taxonomy,
+        categories=[_as_category(c) for c in categories],
         items=_checked_samples(samples),
         loader=_sample_itself,
         metadata=dict(metadata or {}),
     )
-    return export_dataset(
+    plan = plan_dataset(
         dataset,
+        Path(IN_MEMORY),
         output_path,
-        exporter,
-        export_options,
-        source=Path("<samples>"),
-        from_format="samples",
+        importer=SAMPLES_IMPORTER,
+        exporter=exporter,
+        importer_provider="segconvert.write",
+        exporter_provider=registry.describe_exporter_provider(exporter.name),
         import_options={},
-        jobs=jobs,
+        export_options=export_options,
         mode=mode,
-        void_label=void_label,
         on_overflow=on_overflow,
+        void_label=void_label,
     )
+    return run_plan(plan, jobs=jobs)
 
 
 def _checked_samples(samples: Iterable[Sample]) -> Iterator[Sample | RejectedItem]:

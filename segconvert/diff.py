@@ -25,9 +25,16 @@ import numpy as np
 
 from segconvert.api import OpenDataset, open
 from segconvert.errors import ItemError
-from segconvert.model import Category, ItemRef, MetaKey, RejectedItem, Sample, Segment
+from segconvert.model import (
+    Category,
+    ItemRef,
+    MetaKey,
+    RejectedItem,
+    Sample,
+    Segment,
+    reference_id,
+)
 from segconvert.registry import Registry
-from segconvert.subset import reference_id_of
 
 COMPARED_KEYS = (MetaKey.CATEGORY_ID, MetaKey.ISCROWD)
 """Segment metadata compared where both sides have it (a change is a label change)."""
@@ -294,9 +301,9 @@ def _index_references(dataset: OpenDataset) -> tuple[dict[str, ItemRef], list[di
         if isinstance(ref, RejectedItem):
             rejected.append(ref.error.to_record())
             continue
-        reference_id = reference_id_of(ref)
-        if reference_id is not None:
-            refs[reference_id] = ref
+        ref_id = reference_id(ref)
+        if ref_id is not None:
+            refs[ref_id] = ref
     return refs, rejected
 
 
@@ -334,8 +341,8 @@ def diff_datasets(
     for done, ref_a in enumerate(dataset_a.references(), 1):
         if progress:
             progress(done, dataset_a.size)
-        reference_id = reference_id_of(ref_a)
-        ref_b = refs_b.pop(reference_id, None) if reference_id is not None else None
+        ref_id = reference_id(ref_a)
+        ref_b = refs_b.pop(ref_id, None) if ref_id is not None else None
         try:
             sample_a = dataset_a.load(ref_a)
         except ItemError as error:
@@ -344,7 +351,7 @@ def diff_datasets(
             continue
         if ref_b is None:
             summary.only_in_a += 1
-            yield {"type": "missing", "item": reference_id, "only_in": "a"}
+            yield {"type": "missing", "item": ref_id, "only_in": "a"}
             continue
         try:
             sample_b = dataset_b.load(ref_b)
@@ -363,9 +370,9 @@ def diff_datasets(
         summary.label_changes += len(result.label_changes)
         yield result.to_json()
     if not subset_only:
-        for reference_id in refs_b:
+        for only_b in refs_b:
             summary.only_in_b += 1
-            yield {"type": "missing", "item": reference_id, "only_in": "b"}
+            yield {"type": "missing", "item": only_b, "only_in": "b"}
     yield summary.to_json()
 
 

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from segconvert.api import OpenDataset, open
-from segconvert.convert import OK
 from segconvert.descriptors import ExportContext
+from segconvert.items import ItemStatus
 from segconvert.model import MetaKey, Sample
 from segconvert.registry import Registry
 
@@ -255,7 +255,7 @@ def dataset_info(
     dataset = open(source, format, limit=limit, items=items, registry=registry, **(options or {}))
     report = InfoReport(str(source), dataset.format, taxonomy_rows(dataset))
     for done, (status, result) in enumerate(dataset.map_items(item_stats, jobs=jobs), 1):
-        if status == OK:
+        if status == ItemStatus.OK.value:
             report.add(result)
         else:
             report.add_error(result)

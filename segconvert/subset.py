@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segconvert.errors import UsageError
-from segconvert.model import ItemRef, RejectedItem, reject
+from segconvert.model import ItemRef, reference_id, reject
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,10 @@ class Subset:
             if self.limit is not None and taken >= self.limit:
                 return  # stop reading the listing: --limit 10 of 118k reads only what it needs
             if wanted is not None:
-                reference_id = reference_id_of(ref)
-                if reference_id not in wanted:
+                ref_id = reference_id(ref)
+                if ref_id is None or ref_id not in wanted:
                     continue
-                found.add(reference_id)
+                found.add(ref_id)
             taken += 1
             yield ref
         if wanted is None:
@@ -79,14 +79,6 @@ class Subset:
             yield reject(
                 missing, "item-not-found", f"item {missing!r} is listed but not in the source"
             )
-
-
-def reference_id_of(ref: ItemRef) -> str | None:
-    """The reference id an item reference carries (importers' refs and rejected items)."""
-    if isinstance(ref, RejectedItem):
-        return ref.reference_id
-    value = getattr(ref, "reference_id", None)
-    return str(value) if value is not None else None
 
 
 def read_item_list(path: str | os.PathLike[str]) -> list[str]:
