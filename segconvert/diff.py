@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from segconvert import schemas
 from segconvert.api import OpenDataset, open
 from segconvert.errors import ItemError
 from segconvert.model import (
@@ -310,6 +311,25 @@ def _index_references(dataset: OpenDataset) -> tuple[dict[str, ItemRef], list[di
 def diff_datasets(
     a: str | os.PathLike[str],
     b: str | os.PathLike[str],
+    **settings: Any,
+) -> Iterator[dict[str, Any]]:
+    """Compare dataset ``a`` with dataset ``b``; yield one JSON-able record per difference
+    (``type`` ``category``, ``missing``, ``unreadable`` or ``item``), then the ``summary``;
+    each checked against schema ``segconvert-diff``.
+
+    Only items that differ are yielded; the summary's ``identical_datasets`` is the verdict.
+    Keyword settings are those of :func:`diff_records`: ``from_a``, ``from_b``, ``options_a``,
+    ``options_b``, ``strict_ids``, ``limit`` and ``items`` (which select items of A; B is then
+    compared on those only), ``registry``, ``progress``.
+    """
+    for record in diff_records(a, b, **settings):
+        schemas.validate(schemas.DIFF_RECORD, record)
+        yield record
+
+
+def diff_records(
+    a: str | os.PathLike[str],
+    b: str | os.PathLike[str],
     *,
     from_a: str | None = None,
     from_b: str | None = None,
@@ -321,12 +341,7 @@ def diff_datasets(
     registry: Registry | None = None,
     progress: Callable[[int, int | None], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Compare dataset ``a`` with dataset ``b``; yield one JSON-able record per difference
-    (``type`` ``category``, ``missing``, ``unreadable`` or ``item``), then the ``summary``.
-
-    Only items that differ are yielded; the summary's ``identical_datasets`` is the verdict.
-    ``limit``/``items`` select the items of A to compare (and B is compared on those only).
-    """
+    """The records of :func:`diff_datasets`, unchecked."""
     dataset_a = open(a, from_a, limit=limit, items=items, registry=registry, **(options_a or {}))
     dataset_b = open(b, from_b, registry=registry, **(options_b or {}))
     summary = DiffSummary()

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from segconvert import schemas
 from segconvert.api import OpenDataset, open
 from segconvert.descriptors import ExportContext
 from segconvert.items import ItemStatus
@@ -166,9 +167,10 @@ class InfoReport:
         return rows
 
     def to_json(self) -> dict[str, Any]:
-        """Everything, JSON-able (the ``--json`` output)."""
+        """Everything, JSON-able (the ``--json`` output), checked against schema
+        ``segconvert-info``."""
         counts = self.segments_per_image
-        return {
+        document = {
             "source": self.source,
             "format": self.format,
             "items": self.items,
@@ -188,6 +190,8 @@ class InfoReport:
                 {"width": w, "height": h, "count": n} for (w, h), n in self.sizes.most_common()
             ],
         }
+        schemas.validate(schemas.INFO_REPORT, document)
+        return document
 
     def lines(self) -> list[str]:
         """The human-readable report."""

@@ -181,3 +181,13 @@ def test_a_cityscapes_tree_and_its_round_trip_through_another_format_are_identic
     for other, kind in ((there, target), (back, "cityscapes")):
         summary = list(diff_datasets(root, other, from_a="cityscapes", from_b=kind))[-1]
         assert summary["identical_datasets"] and summary["compared"] == 2, summary
+
+
+def test_diff_records_are_checked_against_their_schema():
+    from segconvert import schemas
+
+    summary = {"type": "summary", "compared": 1, "identical_datasets": True}
+    assert schemas.problems(schemas.DIFF_RECORD, summary)  # counts missing
+    missing = {"type": "missing", "item": "x", "only_in": "a"}
+    assert schemas.problems(schemas.DIFF_RECORD, missing) == []
+    assert schemas.problems(schemas.DIFF_RECORD, {**missing, "only_in": "c"})

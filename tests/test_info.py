@@ -130,3 +130,12 @@ def test_info_text_names_the_categories_present(capsys):
     code, out, _ = run(capsys, "info", str(PANOPTICAPI / "panoptic_examples.json"), "-j", "1")
     assert code == 0
     assert "2 item(s)" in out and "horse" in out and "thing" in out and "stuff" in out
+
+
+def test_the_info_document_is_checked_against_its_schema(tmp_path):
+    from segconvert import schemas
+
+    json_path = write_coco_panoptic(tmp_path, [default_spec("a")])
+    document = dataset_info(json_path, jobs=1).to_json()
+    assert schemas.problems(schemas.INFO_REPORT, document) == []
+    assert schemas.problems(schemas.INFO_REPORT, {**document, "void_fraction": 2})
