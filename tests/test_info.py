@@ -139,3 +139,19 @@ def test_the_info_document_is_checked_against_its_schema(tmp_path):
     document = dataset_info(json_path, jobs=1).to_json()
     assert schemas.problems(schemas.INFO_REPORT, document) == []
     assert schemas.problems(schemas.INFO_REPORT, {**document, "void_fraction": 2})
+
+
+@pytest.mark.slow
+def test_info_memory_stays_flat_as_the_dataset_grows(tmp_path):
+    import tracemalloc
+
+    peaks = []
+    for count in (40, 400):
+        specs = [default_spec(f"i{k}", k) for k in range(count)]
+        json_path = write_coco_panoptic(tmp_path / str(count), specs)
+        tracemalloc.start()
+        report = dataset_info(json_path, jobs=1)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert report.items == count
+    assert peaks[1] < 1.5 * peaks[0], peaks  # ten times the items, not ten times the memory
