@@ -17,14 +17,14 @@ category changed, and no item has a changed pixel, a label change or an unmatche
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from segconvert import schemas
-from segconvert.api import OpenDataset, open
+from segconvert.api import open
 from segconvert.errors import ItemError
 from segconvert.model import (
     Category,
@@ -295,17 +295,52 @@ class DiffSummary:
         )
 
 
-def _index_references(dataset: OpenDataset) -> tuple[dict[str, ItemRef], list[dict[str, Any]]]:
-    refs: dict[str, ItemRef] = {}
-    rejected = []
-    for ref in dataset.references():
-        if isinstance(ref, RejectedItem):
-            rejected.append(ref.error.to_record())
-            continue
-        ref_id = reference_id(ref)
-        if ref_id is not None:
-            refs[ref_id] = ref
-    return refs, rejected
+_END = object()
+
+Pairing = tuple[str, Any, Any]
+"""``("pair", ref_a, ref_b)``, ``("rejected", side, error record)`` or
+``("only", side, reference id)``."""
+
+
+def pair_references(
+    refs_a: Iterable[ItemRef], refs_b: Iterable[ItemRef], *, report_only_in_b: bool = True
+) -> Iterator[Pairing]:
+    """Match two streams of item references by reference id, reading both in step.
+
+    A reference waits only until its partner turns up, so two datasets listed in the same
+    order (a round trip) pair with constant memory; out-of-order ones are held until matched.
+    Without ``report_only_in_b`` (A is a subset), B is read only while A has unmatched items.
+    """
+    pending: dict[str, dict[str, ItemRef]] = {"a": {}, "b": {}}
+    iterators = {"a": iter(refs_a), "b": iter(refs_b)}
+    done = {"a": False, "b": False}
+    while not (done["a"] and done["b"]):
+        for side, other in (("a", "b"), ("b", "a")):
+            if done[side]:
+                continue
+            if side == "b" and done["a"] and not pending["a"] and not report_only_in_b:
+                done["b"] = True  # nothing of A is left to match
+                continue
+            ref = next(iterators[side], _END)
+            if ref is _END:
+                done[side] = True
+                continue
+            if isinstance(ref, RejectedItem):
+                yield "rejected", side, ref.error.to_record()
+                continue
+            ref_id = reference_id(ref)
+            if ref_id is None:
+                yield "only", side, None
+            elif ref_id in pending[other]:
+                partner = pending[other].pop(ref_id)
+                yield ("pair", ref, partner) if side == "a" else ("pair", partner, ref)
+            else:
+                pending[side][ref_id] = ref
+    for ref_id in pending["a"]:
+        yield "only", "a", ref_id
+    if report_only_in_b:
+        for ref_id in pending["b"]:
+            yield "only", "b", ref_id
 
 
 def diff_datasets(
@@ -348,33 +383,31 @@ def diff_records(
     for change in category_changes(dataset_a.categories, dataset_b.categories):
         summary.category_changes += 1
         yield change
-    refs_b, rejected_b = _index_references(dataset_b)
-    for record in rejected_b:
-        summary.unreadable += 1
-        yield {"type": "unreadable", "side": "b", **record}
     subset_only = limit is not None or items is not None
-    for done, ref_a in enumerate(dataset_a.references(), 1):
+    pairs = pair_references(
+        dataset_a.references(), dataset_b.references(), report_only_in_b=not subset_only
+    )
+    for done, (kind, first, second) in enumerate(pairs, 1):
         if progress:
             progress(done, dataset_a.size)
-        ref_id = reference_id(ref_a)
-        ref_b = refs_b.pop(ref_id, None) if ref_id is not None else None
-        try:
-            sample_a = dataset_a.load(ref_a)
-        except ItemError as error:
+        if kind == "rejected":
             summary.unreadable += 1
-            yield {"type": "unreadable", "side": "a", **error.to_record()}
+            yield {"type": "unreadable", "side": first, **second}
             continue
-        if ref_b is None:
-            summary.only_in_a += 1
-            yield {"type": "missing", "item": ref_id, "only_in": "a"}
+        if kind == "only":
+            setattr(summary, f"only_in_{first}", getattr(summary, f"only_in_{first}") + 1)
+            yield {"type": "missing", "item": second, "only_in": first}
             continue
-        try:
-            sample_b = dataset_b.load(ref_b)
-        except ItemError as error:
-            summary.unreadable += 1
-            yield {"type": "unreadable", "side": "b", **error.to_record()}
+        samples = []
+        for side, dataset, ref in (("a", dataset_a, first), ("b", dataset_b, second)):
+            try:
+                samples.append(dataset.load(ref))
+            except ItemError as error:
+                summary.unreadable += 1
+                yield {"type": "unreadable", "side": side, **error.to_record()}
+        if len(samples) < 2:
             continue
-        result = compare_samples(sample_a, sample_b, strict_ids=strict_ids)
+        result = compare_samples(samples[0], samples[1], strict_ids=strict_ids)
         summary.compared += 1
         summary.id_changes += len(result.id_changes)
         if result.identical:
@@ -384,10 +417,6 @@ def diff_records(
         summary.pixels_changed += result.pixels_changed
         summary.label_changes += len(result.label_changes)
         yield result.to_json()
-    if not subset_only:
-        for only_b in refs_b:
-            summary.only_in_b += 1
-            yield {"type": "missing", "item": only_b, "only_in": "b"}
     yield summary.to_json()
 
 

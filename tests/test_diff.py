@@ -191,3 +191,34 @@ def test_diff_records_are_checked_against_their_schema():
     missing = {"type": "missing", "item": "x", "only_in": "a"}
     assert schemas.problems(schemas.DIFF_RECORD, missing) == []
     assert schemas.problems(schemas.DIFF_RECORD, {**missing, "only_in": "c"})
+
+
+class Ref:
+    def __init__(self, reference_id):
+        self.reference_id = reference_id
+
+
+def test_references_pair_by_id_in_any_order_and_report_the_unmatched():
+    from segconvert.diff import pair_references
+
+    a = [Ref(x) for x in "abcd"]
+    b = [Ref(x) for x in "dcbe"]
+    events = list(pair_references(a, b))
+    pairs = {(e[1].reference_id, e[2].reference_id) for e in events if e[0] == "pair"}
+    assert pairs == {("b", "b"), ("c", "c"), ("d", "d")}
+    assert [e[1:] for e in events if e[0] == "only"] == [("a", "a"), ("b", "e")]
+
+
+def test_a_subset_of_a_stops_reading_b_once_everything_is_matched():
+    from segconvert.diff import pair_references
+
+    read = []
+
+    def b_refs():
+        for k in range(10_000):
+            read.append(k)
+            yield Ref(f"i{k}")
+
+    events = list(pair_references([Ref("i0"), Ref("i1")], b_refs(), report_only_in_b=False))
+    assert [e[0] for e in events] == ["pair", "pair"]
+    assert len(read) <= 3
