@@ -18,6 +18,9 @@ from pathlib import Path
 from segconvert.errors import UsageError
 from segconvert.model import ItemRef, reference_id, reject
 
+MAX_ITEM_LIST_BYTES = 256 << 20
+"""An items file larger than this is refused (11M SA-1B ids take about 200 MiB)."""
+
 
 @dataclass(frozen=True)
 class Subset:
@@ -85,6 +88,13 @@ def read_item_list(path: str | os.PathLike[str]) -> list[str]:
     """The reference ids in an items file: one per line, surrounding blanks and empty lines
     ignored. A missing or undecodable file is a usage error naming it."""
     location = Path(path)
+    if location.exists() and not location.is_dir() and not location.is_file():
+        raise UsageError(f"items file {location} is not a regular file")  # a FIFO would block
+    if location.is_file() and location.stat().st_size > MAX_ITEM_LIST_BYTES:
+        raise UsageError(
+            f"items file {location} is over {MAX_ITEM_LIST_BYTES // (1 << 20)} MiB; "
+            "is it a list of reference ids?"
+        )
     try:
         text = location.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:

@@ -134,3 +134,12 @@ def test_item_list_errors_are_one_line_usage_errors(tmp_path):
         read_item_list(tmp_path / "bad.txt")
     with pytest.raises(UsageError):
         Subset(limit=-1)
+
+
+def test_an_items_file_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "items.fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="not a regular file"):
+        read_item_list(fifo)
