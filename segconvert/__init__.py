@@ -12,6 +12,7 @@ in ``__all__`` are the public API (built-in formats use nothing else).
 from __future__ import annotations
 
 from segconvert import schemas
+from segconvert.api import OpenDataset, open, write
 from segconvert.coco import (
     assign_ids,
     categories_from_coco,
@@ -99,6 +100,7 @@ from segconvert.rle import (
     runs_of,
     symmetric_difference,
 )
+from segconvert.subset import Subset
 from segconvert.validate import validate_dataset
 
 __all__ = [
@@ -116,6 +118,7 @@ __all__ = [
     "ItemError",
     "ItemRef",
     "MetaKey",
+    "OpenDataset",
     "Option",
     "OutputError",
     "PluginError",
@@ -124,6 +127,7 @@ __all__ = [
     "Sample",
     "SegconvertError",
     "Segment",
+    "Subset",
     "UnknownFormatError",
     "UsageError",
     "ValidationError",
@@ -149,6 +153,7 @@ __all__ = [
     "json_stream",
     "json_top_level_is_list",
     "map_ids",
+    "open",
     "paint",
     "placeholder_categories",
     "parse_json_line",
@@ -182,5 +187,6 @@ __all__ = [
     "symmetric_difference",
     "smallest_index_dtype",
     "validate_dataset",
+    "write",
     "write_png",
 ]
