@@ -76,6 +76,7 @@ from segconvert.masks import (
 )
 from segconvert.model import (
     DEFAULT_VOID_LABEL,
+    RECORD_METADATA_KEYS,
     Category,
     Dataset,
     ItemRef,
@@ -118,6 +119,7 @@ __all__ = [
     "ItemError",
     "ItemRef",
     "MetaKey",
+    "RECORD_METADATA_KEYS",
     "OpenDataset",
     "Option",
     "OutputError",

@@ -139,8 +139,12 @@ def encode_png(array: npt.NDArray[Any]) -> bytes:
     ) or (array.dtype == np.uint16 and array.ndim == 2)
     if not ok:
         raise TypeError(f"cannot encode {array.dtype} array of shape {array.shape} as a PNG mask")
+    if not array.flags.c_contiguous or 1 in array.shape:
+        # a transposed view; or a side of 1, where numpy may keep non-canonical strides on a
+        # "contiguous" array (which libpng's wrapper refuses)
+        array = array.copy(order="C")
     data = imagecodecs.png_encode(
-        np.ascontiguousarray(array),
+        array,
         level=PNG_COMPRESS_LEVEL,
         strategy=_Z_RLE,
         filter=_PNG_FILTER_SUB,

@@ -44,8 +44,6 @@ class MetaKey:
     """number: the source record's own ``area`` (COCO instances), restored as it was."""
     BBOX = "bbox"
     """list of 4 numbers: the source record's own ``bbox`` (COCO instances), restored as it was."""
-    RECORD = (CATEGORY_ID, ISCROWD, SOURCE_ID, VOID, SCORE, HIDDEN, AREA, BBOX)
-    """Every key above: exporters write these into their own fields, never as extra keys."""
 
 
 class ImageKey:
@@ -68,6 +66,20 @@ class ImageKey:
     """dict (Dataset): the COCO ``info`` block."""
     LICENSES = "licenses"
     """list (Dataset): the COCO ``licenses`` block."""
+
+
+RECORD_METADATA_KEYS = (
+    MetaKey.CATEGORY_ID,
+    MetaKey.ISCROWD,
+    MetaKey.SOURCE_ID,
+    MetaKey.VOID,
+    MetaKey.SCORE,
+    MetaKey.HIDDEN,
+    MetaKey.AREA,
+    MetaKey.BBOX,
+)
+"""Every standard :class:`MetaKey`: exporters write these into their own fields, never as extra
+keys."""
 
 
 DEFAULT_VOID_LABEL = "void"

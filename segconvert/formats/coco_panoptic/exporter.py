@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from segconvert import (
+    RECORD_METADATA_KEYS,
     ExportContext,
     Exporter,
     ItemError,
@@ -30,7 +31,7 @@ from segconvert import (
 )
 
 MAX_SEGMENT_ID = (1 << 24) - 1
-STANDARD_METADATA = tuple(k for k in MetaKey.RECORD if k != MetaKey.SCORE)
+STANDARD_METADATA = tuple(k for k in RECORD_METADATA_KEYS if k != MetaKey.SCORE)
 """Segment metadata written into fields of its own (a score stays as an extra key)."""
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from segconvert import (
+    RECORD_METADATA_KEYS,
     ExportContext,
     Exporter,
     Intervals,
@@ -130,7 +131,11 @@ def annotations_for(sample: Sample, ctx: ExportContext) -> list[dict[str, Any]]:
         if metadata.get(MetaKey.SCORE) is not None:
             annotation["score"] = metadata[MetaKey.SCORE]
         annotation.update(
-            {k: v for k, v in metadata.items() if k not in MetaKey.RECORD and k not in annotation}
+            {
+                k: v
+                for k, v in metadata.items()
+                if k not in RECORD_METADATA_KEYS and k not in annotation
+            }
         )
         annotations.append(json_native(annotation))
     return annotations
