@@ -69,7 +69,9 @@ from segconvert.model import (
     DEFAULT_VOID_LABEL,
     Category,
     Dataset,
+    ImageKey,
     ItemRef,
+    ItemReference,
     MetaKey,
     RejectedItem,
     Sample,
@@ -78,6 +80,7 @@ from segconvert.model import (
     smallest_index_dtype,
 )
 from segconvert.registry import Registry, build_registry
+from segconvert.schemas import Schema
 from segconvert.validate import validate_dataset
 
 __all__ = [
@@ -94,6 +97,8 @@ __all__ = [
     "InputError",
     "ItemError",
     "ItemRef",
+    "ImageKey",
+    "ItemReference",
     "MetaKey",
     "Option",
     "OutputError",
@@ -101,6 +106,7 @@ __all__ = [
     "Registry",
     "RejectedItem",
     "Sample",
+    "Schema",
     "SegconvertError",
     "Segment",
     "UnknownFormatError",

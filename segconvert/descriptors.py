@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from segconvert.errors import ItemError
 from segconvert.model import DEFAULT_VOID_LABEL, Category, Dataset, ItemRef, Sample
+from segconvert.schemas import Schema
 
 OptionType = Literal["str", "path", "int", "flag", "choice"]
 
@@ -65,6 +66,8 @@ class Importer:
         requires: importable module names this format needs beyond segconvert's own.
         check_documents: ``check_documents(path, options) -> Iterable[ItemError]``: schema
             checks of the format's aggregate documents, used by ``segconvert validate``.
+        schemas: the JSON Schemas this format ships (files in its package's ``schemas/``
+            folder); the registry registers them by name for the host.
     """
 
     name: str
@@ -76,6 +79,7 @@ class Importer:
     detect: Callable[[Path], bool] | None = None
     requires: tuple[str, ...] = ()
     check_documents: Callable[[Path, Mapping[str, Any]], Iterable[ItemError]] | None = None
+    schemas: tuple[Schema, ...] = ()
 
     def open(self, path: Path, options: Mapping[str, Any]) -> Dataset:
         """Scan ``path`` and return its lazy :class:`Dataset`, wired to this importer's ``load``."""
@@ -120,7 +124,7 @@ class Exporter:
         prepare: ``prepare(ctx)`` -- runs once in the parent before any item (make folders).
         max_segments: most segments one item may have (Nucleus: 256); the pipeline applies
             ``--on-overflow`` to items with more. ``None``: no limit.
-        description, aliases, options, requires: as for :class:`Importer`.
+        description, aliases, options, requires, schemas: as for :class:`Importer`.
     """
 
     name: str
@@ -133,6 +137,7 @@ class Exporter:
     aliases: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()
     requires: tuple[str, ...] = ()
+    schemas: tuple[Schema, ...] = ()
 
     def missing_requirements(self) -> list[str]:
         """The modules in ``requires`` that are not installed."""

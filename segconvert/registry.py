@@ -24,6 +24,7 @@ from typing import Generic, TypeVar
 
 import click
 
+from segconvert import schemas
 from segconvert.descriptors import Exporter, Importer, Option
 from segconvert.errors import UnknownFormatError, UsageError
 from segconvert.manager import PluginFailure, PluginHost, PluginInfo, make_plugin_host
@@ -181,6 +182,8 @@ class Registry:
                 self.problems.append(clash)
                 continue
             if table.add(Registered(descriptor, provider), self.problems):
+                for problem in schemas.register(descriptor.schemas):
+                    self.problems.append(f"{describe_provider(provider)}: {problem}")
                 for option in descriptor.options:
                     entry = FormatOption(option, descriptor.name, side, provider)
                     self._options.setdefault(option.name, []).append(entry)

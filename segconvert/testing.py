@@ -203,6 +203,6 @@ def check_nucleus_output(folder: Path) -> None:
     from segconvert.validate import validate_dataset
 
     lines = [json.loads(line) for line in (folder / "annotations.jsonl").read_text().splitlines()]
-    check_documents(schemas.NUCLEUS_ANNOTATION, lines)
+    check_documents("nucleus-annotation", lines)
     checked, problems = validate_dataset(folder, "nucleus", jobs=1)
     assert not problems, problems[:5]

@@ -114,10 +114,14 @@ def test_the_wheel_reads_its_own_schemas(fresh_venv):
     python = fresh_venv / "venv" / "bin" / "python"
     code = (
         "import segconvert, segconvert.schemas as s; "
-        "print(s.schema_dir()); print(segconvert.__file__)"
+        "print(s.schema_dir()); print(segconvert.__file__); "
+        "print(s.resolve('coco-panoptic').path()); print(s.load_schema('sa1b-image')['title'])"
     )
     out = subprocess.run(
         [str(python), "-c", code], capture_output=True, text=True, cwd=fresh_venv, check=True
     ).stdout.split()
     assert out[0] == str(Path(out[1]).parent / "schemas")
     assert "site-packages" in out[0]
+    assert out[2] == str(
+        Path(out[1]).parent / "formats/coco_panoptic/schemas/coco-panoptic.schema.json"
+    )

@@ -24,6 +24,7 @@ from segconvert import (
     schemas,
 )
 
+from . import shipped_schemas as shipped
 from .labels import (
     CITYSCAPES_LABELS,
     UNLABELED,
@@ -167,6 +168,7 @@ def write_dataset(records: Iterable[None], ctx: ExportContext) -> list[Path]:
 
 
 EXPORTER = Exporter(
+    schemas=shipped.SCHEMAS,
     name="cityscapes",
     description="Cityscapes gtFine: labelIds, 16-bit instanceIds, color (+ labelTrainIds)",
     write_item=write_item,

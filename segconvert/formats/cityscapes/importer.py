@@ -32,6 +32,7 @@ from segconvert import (
     smallest_index_dtype,
 )
 
+from . import shipped_schemas as shipped
 from .labels import (
     OFFICIAL,
     LabelTable,
@@ -277,6 +278,7 @@ def detect(path: Path) -> bool:
 
 
 IMPORTER = Importer(
+    schemas=shipped.SCHEMAS,
     name="cityscapes",
     description="Cityscapes gtFine/gtCoarse: 16-bit instanceIds, labelIds, labelTrainIds, polygons",
     scan=scan,

@@ -29,6 +29,8 @@ from segconvert import (
     write_png,
 )
 
+from . import shipped_schemas as shipped
+
 MAX_SEGMENT_ID = (1 << 24) - 1
 STANDARD_METADATA = (MetaKey.CATEGORY_ID, MetaKey.ISCROWD, MetaKey.SOURCE_ID, MetaKey.VOID)
 
@@ -118,9 +120,9 @@ def write_item(sample: Sample, ctx: ExportContext) -> CocoRecord:
     annotation.update(sample.metadata.get("annotation") or {})
     image, annotation = json_native(image), json_native(annotation)
     placeholder = {"id": 0} if image.get("id") is None else {}
-    schemas.validate(schemas.COCO_PANOPTIC, {**image, **placeholder}, "image", item=ref)
+    schemas.validate(shipped.COCO_PANOPTIC, {**image, **placeholder}, "image", item=ref)
     schemas.validate(
-        schemas.COCO_PANOPTIC,
+        shipped.COCO_PANOPTIC,
         {**annotation, "image_id": image.get("id") or 0},
         "annotation",
         item=ref,
@@ -146,7 +148,7 @@ def dataset_skeleton(ctx: ExportContext) -> dict[str, Any]:
     document["annotations"] = []
     document["categories"] = categories_to_coco(ctx.categories)
     path = ctx.output / f"{json_name(ctx)}.json"
-    schemas.validate(schemas.COCO_PANOPTIC, document, file=str(path))
+    schemas.validate(shipped.COCO_PANOPTIC, document, file=str(path))
     return document
 
 
@@ -168,6 +170,7 @@ def write_dataset(records: Iterable[CocoRecord], ctx: ExportContext) -> list[Pat
 
 
 EXPORTER = Exporter(
+    schemas=shipped.SCHEMAS,
     name="coco-panoptic",
     aliases=("coco_panoptic",),
     description="COCO panoptic: NAME.json + NAME/<reference_id>.png (RGB ids)",

@@ -43,6 +43,8 @@ from segconvert import (
     smallest_index_dtype,
 )
 
+from . import shipped_schemas as shipped
+
 MAX_SEGMENT_ID = (1 << 24) - 1
 SEGMENT_KEYS = ("id", "category_id", "iscrowd", "area", "bbox")
 ANNOTATION_KEYS = ("image_id", "file_name", "segments_info")
@@ -353,7 +355,7 @@ def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemErro
     """Schema problems of the panoptic JSON (at most 100), each naming its JSON path."""
     json_path = find_json(path)
     document = read_json(json_path)
-    for problem in schemas.problems(schemas.COCO_PANOPTIC, document)[:100]:
+    for problem in schemas.problems(shipped.COCO_PANOPTIC, document)[:100]:
         yield ItemError(problem, rule="schema", file=str(json_path))
 
 
@@ -369,6 +371,7 @@ def detect(path: Path) -> bool:
 
 
 IMPORTER = Importer(
+    schemas=shipped.SCHEMAS,
     name="coco-panoptic",
     aliases=("coco_panoptic",),
     description="COCO panoptic: JSON + RGB PNGs (id = R + 256 G + 256^2 B, 0 = void)",

@@ -28,8 +28,9 @@ from segconvert import (
     segment_stats,
 )
 
-COCO_INSTANCES = "coco-instances"
-SA1B_IMAGE = "sa1b-image"
+from . import shipped_schemas as shipped
+from .shipped_schemas import COCO_INSTANCES, SA1B_IMAGE
+
 STANDARD_METADATA = (
     MetaKey.CATEGORY_ID,
     MetaKey.ISCROWD,
@@ -168,6 +169,7 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
 
 
 EXPORTER = Exporter(
+    schemas=shipped.SCHEMAS,
     name="coco-rle",
     aliases=("coco-instances", "coco_instances"),
     description="COCO instances JSON, every mask a compressed RLE (or SA-1B-style per-image JSONs)",

@@ -37,6 +37,7 @@ from segconvert import (
     smallest_index_dtype,
 )
 
+from . import shipped_schemas as shipped
 from .overlap import RULES, flatten
 
 CATEGORIES_HELP = (
@@ -361,6 +362,7 @@ def detect(path: Path) -> bool:
 
 
 IMPORTER = Importer(
+    schemas=shipped.SCHEMAS,
     name="coco-rle",
     aliases=("coco-instances", "coco_instances"),
     description="COCO instances/results/LVIS JSON or SA-1B per-image JSONs (RLE or polygons)",
