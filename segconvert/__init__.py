@@ -22,7 +22,7 @@ from segconvert.coco import (
     reference_id_from_names,
 )
 from segconvert.convert import ERROR_REPORT_NAME, ConversionReport, convert
-from segconvert.descriptors import ExportContext, Exporter, Importer, Option
+from segconvert.descriptors import STRICT, ExportContext, Exporter, Importer, Option
 from segconvert.errors import (
     FormatConflictError,
     InputError,
@@ -87,6 +87,7 @@ __all__ = [
     "DEFAULT_VOID_LABEL",
     "ERROR_REPORT_NAME",
     "MAX_IMAGE_PIXELS",
+    "STRICT",
     "Category",
     "ConversionReport",
     "Dataset",

@@ -42,6 +42,18 @@ class Option:
         return self.name.replace("-", "_")
 
 
+STRICT = Option(
+    "strict",
+    "Apply every check of `segconvert validate` while reading (stored areas and boxes, "
+    "PNG ids = JSON ids, the emit profile of each document).",
+    type="flag",
+    default=False,
+)
+"""The declared validation strictness of an importer: an importer that can read strictly
+lists this option; its ``scan`` then finds ``options["strict"]`` (``True`` under
+``segconvert validate``). An importer that does not list it is never passed it."""
+
+
 def _missing_modules(modules: Iterable[str]) -> list[str]:
     return [m for m in modules if importlib.util.find_spec(m) is None]
 
@@ -90,6 +102,11 @@ class Importer:
     def missing_requirements(self) -> list[str]:
         """The modules in ``requires`` that are not installed."""
         return _missing_modules(self.requires)
+
+    @property
+    def reads_strictly(self) -> bool:
+        """Whether this importer declares validation strictness (lists :data:`STRICT`)."""
+        return STRICT in self.options
 
 
 @dataclass(frozen=True)

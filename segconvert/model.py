@@ -58,6 +58,8 @@ class ImageKey:
     """dict (Dataset): the COCO ``info`` block."""
     LICENSES = "licenses"
     """list (Dataset): the COCO ``licenses`` block."""
+    COCO_BLOCKS = (INFO, LICENSES)
+    """The dataset-level blocks COCO-family formats carry over."""
 
 
 DEFAULT_VOID_LABEL = "void"

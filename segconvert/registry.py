@@ -27,7 +27,13 @@ import click
 from segconvert import schemas
 from segconvert.descriptors import Exporter, Importer, Option
 from segconvert.errors import UnknownFormatError, UsageError
-from segconvert.manager import PluginFailure, PluginHost, PluginInfo, make_plugin_host
+from segconvert.manager import (
+    PluginFailure,
+    PluginHost,
+    PluginInfo,
+    hook_problems,
+    make_plugin_host,
+)
 
 FORMAT_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 """Format names are kebab-case: ``coco-panoptic``."""
@@ -155,6 +161,7 @@ class Registry:
         self._importers: _Table[Importer] = _Table("importer")
         self._exporters: _Table[Exporter] = _Table("exporter")
         self._options: dict[str, list[FormatOption]] = {}
+        self.problems.extend(hook_problems(host))
         for impl in host.pm.hook.segconvert_importers.get_hookimpls():
             self._collect(impl, Importer, self._importers)
         for impl in host.pm.hook.segconvert_exporters.get_hookimpls():

@@ -12,6 +12,7 @@ import numpy as np
 from segconvert import (
     ExportContext,
     Exporter,
+    ImageKey,
     ItemError,
     MetaKey,
     Option,
@@ -41,7 +42,7 @@ VOID_TRAIN_ID = UNLABELED.trainId
 
 def frame_place(sample: Sample, ctx: ExportContext) -> tuple[str, str]:
     """(split, city) of a frame: from the source when it was Cityscapes, else derived."""
-    origin = sample.metadata.get("cityscapes") or {}
+    origin = sample.metadata.get(ImageKey.CITYSCAPES) or {}
     split = origin.get("split") or ctx.options.get("split") or "train"
     return str(split), str(origin.get("city") or city_of(sample.reference_id, "default"))
 

@@ -19,7 +19,9 @@ from PIL import Image, ImageDraw
 
 from segconvert import (
     DEFAULT_VOID_LABEL,
+    STRICT,
     Dataset,
+    ImageKey,
     Importer,
     ItemError,
     MetaKey,
@@ -245,7 +247,10 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
         mask=np.take(lut, values),
         segments=segments,
         file_name=f"{item}_leftImg8bit.png",
-        metadata={"image": {"id": item}, "cityscapes": {"split": ref.split, "city": ref.city}},
+        metadata={
+            ImageKey.IMAGE: {"id": item},
+            ImageKey.CITYSCAPES: {"split": ref.split, "city": ref.city},
+        },
     )
 
 
@@ -285,6 +290,7 @@ IMPORTER = Importer(
     load=load,
     detect=detect,
     options=(
+        STRICT,
         Option(
             "use-train-id",
             "Category ids are trainIds (as csCreatePanopticImgs --use-train-id).",

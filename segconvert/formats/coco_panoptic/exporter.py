@@ -12,6 +12,7 @@ import numpy as np
 from segconvert import (
     ExportContext,
     Exporter,
+    ImageKey,
     ItemError,
     MetaKey,
     Option,
@@ -117,7 +118,7 @@ def write_item(sample: Sample, ctx: ExportContext) -> CocoRecord:
         "file_name": png_name,
         "segments_info": infos,
     }
-    annotation.update(sample.metadata.get("annotation") or {})
+    annotation.update(sample.metadata.get(ImageKey.ANNOTATION) or {})
     image, annotation = json_native(image), json_native(annotation)
     placeholder = {"id": 0} if image.get("id") is None else {}
     schemas.validate(shipped.COCO_PANOPTIC, {**image, **placeholder}, "image", item=ref)
@@ -141,7 +142,7 @@ def assign_image_ids(records: list[CocoRecord]) -> None:
 def dataset_skeleton(ctx: ExportContext) -> dict[str, Any]:
     """The panoptic JSON without its images and annotations (validated)."""
     document: dict[str, Any] = {}
-    for key in ("info", "licenses"):
+    for key in ImageKey.COCO_BLOCKS:
         if key in ctx.metadata:
             document[key] = json_native(ctx.metadata[key])
     document["images"] = []

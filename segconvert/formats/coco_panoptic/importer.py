@@ -15,8 +15,10 @@ from typing import Any
 
 from segconvert import (
     DEFAULT_VOID_LABEL,
+    STRICT,
     Category,
     Dataset,
+    ImageKey,
     Importer,
     InputError,
     ItemError,
@@ -133,7 +135,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
         categories = categories_from_coco(sections["categories"], file)
     else:
         categories = categories_from_ids(annotations())
-    metadata: dict[str, Any] = {k: sections[k] for k in ("info", "licenses") if k in sections}
+    metadata: dict[str, Any] = {k: sections[k] for k in ImageKey.COCO_BLOCKS if k in sections}
     context = CocoContext(
         {c.id: (c.name, c.isthing) for c in categories}, bool(options.get("strict"))
     )
@@ -313,9 +315,11 @@ def load(ref: CocoRef, ctx: CocoContext) -> Sample:
         )
     if ctx.strict:
         check_area_and_bbox(ref, infos, mask, has_void)
-    image_metadata: dict[str, Any] = {"image": image if image is not None else {"id": ref.image_id}}
+    image_metadata: dict[str, Any] = {
+        ImageKey.IMAGE: image if image is not None else {"id": ref.image_id}
+    }
     if ref.annotation_extras:
-        image_metadata["annotation"] = dict(ref.annotation_extras)
+        image_metadata[ImageKey.ANNOTATION] = dict(ref.annotation_extras)
     return Sample(
         reference_id=item,
         width=width,
@@ -380,6 +384,7 @@ IMPORTER = Importer(
     detect=detect,
     check_documents=check_documents,
     options=(
+        STRICT,
         Option(
             "png-dir",
             "Folder of the panoptic PNGs (default: the JSON path without .json).",

@@ -17,6 +17,7 @@ from segconvert import (
     MAX_IMAGE_PIXELS,
     Category,
     Dataset,
+    ImageKey,
     Importer,
     InputError,
     ItemError,
@@ -117,7 +118,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
             a.get("category_id") for a in annotations if isinstance(a, dict)
         )
     metadata = {
-        k: document[k] for k in ("info", "licenses") if isinstance(document, dict) and k in document
+        k: document[k] for k in ImageKey.COCO_BLOCKS if isinstance(document, dict) and k in document
     }
     grouped: list[RleRef | RejectedItem] = list(group_by_image(annotations, images, file))
     return Dataset(
@@ -289,7 +290,7 @@ def load(ref: RleRef, ctx: RleContext) -> Sample:
         mask=mask,
         segments=segments,
         file_name=image.get("file_name"),
-        metadata={"image": dict(image)},
+        metadata={ImageKey.IMAGE: dict(image)},
         notes=overlap_notes(annotations, flat.areas, flat.visible, ctx.overlap),
     )
 

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from segconvert import (
     DEFAULT_VOID_LABEL,
+    STRICT,
     Category,
     Dataset,
     Importer,
@@ -331,6 +332,7 @@ IMPORTER = Importer(
     detect=detect,
     check_documents=check_documents,
     options=(
+        STRICT,
         Option(
             "mask-dir",
             "Folder holding the mask PNGs (default: next to the annotations).",
