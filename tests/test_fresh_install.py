@@ -15,9 +15,14 @@ import pytest
 from helpers import REPO
 from PIL import Image
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("SEGCONVERT_SKIP_FRESH_INSTALL") == "1", reason="SEGCONVERT_SKIP_FRESH_INSTALL=1"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.network,
+    pytest.mark.skipif(
+        os.environ.get("SEGCONVERT_SKIP_FRESH_INSTALL") == "1",
+        reason="SEGCONVERT_SKIP_FRESH_INSTALL=1",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
