@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from segconvert.blame import blame
 from segconvert.descriptors import STRICT, ExportContext
 from segconvert.errors import SegconvertError
 from segconvert.executors import run_items
@@ -39,15 +40,18 @@ def validate_dataset(
     """
     registry = registry or build_registry()
     importer = registry.importer(format)
+    provider = registry.describe_importer_provider(importer.name)
     source = Path(path)
     problems: list[dict[str, Any]] = []
     if importer.check_documents:
-        problems.extend(e.to_record() for e in importer.check_documents(source, {}))
+        with blame(provider, importer.name, "check_documents"):
+            problems.extend(e.to_record() for e in importer.check_documents(source, {}))
     options: dict[str, Any] = {o.key: o.default for o in importer.options}
     if importer.reads_strictly:
         options[STRICT.key] = True
     try:
-        dataset = importer.open(source, options)
+        with blame(provider, importer.name, "scan"):
+            dataset = importer.open(source, options)
     except SegconvertError as exc:
         problems.append(
             {

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 from helpers import REPO
+from plugin_factory import importer_plugin, raising_scan
 
 from segconvert import (
     STRICT,
     Dataset,
     ImageKey,
-    Importer,
     ItemReference,
     build_registry,
     hookimpl,
@@ -22,16 +22,11 @@ from segconvert.model import reference_file, reference_id
 def _recording_importer(name: str, *options):
     seen: list[dict] = []
 
-    class Plugin:
-        @hookimpl
-        def segconvert_importers(self):
-            def scan(path, opts):
-                seen.append(dict(opts))
-                return Dataset([], items=[])
+    def scan(path, opts):
+        seen.append(dict(opts))
+        return Dataset([], items=[])
 
-            return [Importer(name=name, scan=scan, load=lambda r, c: None, options=options)]
-
-    return Plugin(), seen
+    return importer_plugin(name, scan, *options), seen
 
 
 def test_validate_passes_strict_only_to_an_importer_that_declares_it(tmp_path):
@@ -103,3 +98,13 @@ def test_formats_spell_no_image_level_metadata_key_themselves():
         for match in pattern.finditer(path.read_text())
     ]
     assert offenders == []
+
+
+def test_validate_reports_a_crashing_scan_as_one_line_naming_the_plugin(tmp_path):
+    crashing = importer_plugin("crashing", raising_scan(ZeroDivisionError("division by zero")))
+    registry = build_registry(load_third_party=False, extra_plugins=[("crash", crashing)])
+    checked, problems = validate_dataset(tmp_path, "crashing", registry=registry, jobs=1)
+    assert (checked, [p["rule"] for p in problems]) == (0, ["unreadable"])
+    assert problems[0]["message"] == (
+        "plugin 'crash' failed in scan of format 'crashing': ZeroDivisionError: division by zero"
+    )
