@@ -86,3 +86,28 @@ def test_an_exception_in_scan_is_a_plugin_error_naming_plugin_and_format(tmp_pat
     )
     assert isinstance(caught.value.__cause__, ValueError)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_colour_in_a_nucleus_taxonomy_sidecar_is_refused_before_any_output(
+    tmp_path, registry
+):
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    nucleus = tmp_path / "nucleus"
+    convert(json_path, nucleus, to_format="nucleus", registry=registry, jobs=1)
+    taxonomy = json.loads((nucleus / "taxonomy.json").read_text())
+    taxonomy["categories"][0]["color"] = [0, 300, 0]
+    (nucleus / "taxonomy.json").write_text(json.dumps(taxonomy))
+    out = tmp_path / "back"
+    with pytest.raises(InputError, match=r"300"):
+        convert(nucleus, out, from_format="nucleus", to_format="coco-panoptic", registry=registry)
+    assert not out.exists()
+
+
+def test_a_label_map_naming_an_unknown_category_is_refused_before_any_output(tmp_path, registry):
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    label_map = tmp_path / "map.json"
+    label_map.write_text(json.dumps({"rename": {"nonexistent": "x"}}))
+    out = tmp_path / "out"
+    with pytest.raises(Exception, match="nonexistent"):
+        convert(json_path, out, to_format="nucleus", registry=registry, label_map=label_map)
+    assert not out.exists()
