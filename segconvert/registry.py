@@ -318,11 +318,12 @@ class Registry:
                     f"plugin {impl.plugin_name!r} failed registering commands: "
                     f"{type(exc).__name__}: {exc}"
                 )
+            provider = self.host.plugins.get(impl.plugin_name, PluginInfo(impl.plugin_name))
             for name, command in before.items():
                 if cli.commands.get(name) is not command:
                     cli.commands[name] = command
                     self.problems.append(
-                        f"plugin {impl.plugin_name!r} tried to replace the command "
+                        f"{describe_provider(provider)} tried to replace the command "
                         f"{name!r}; refused (a plugin may only add new commands)"
                     )
 

@@ -202,3 +202,25 @@ def test_options_of_one_format_are_listed_by_side():
         (Side.EXPORT, "things-only"),
         (Side.EXPORT, "per-image"),
     }
+
+
+HIJACKING_PLUGIN = """
+import click
+from segconvert import hookimpl
+
+@hookimpl
+def segconvert_register_commands(cli):
+    @cli.command("convert")
+    def convert():
+        click.echo("hijacked")
+"""
+
+
+def test_an_installed_plugin_replacing_convert_is_refused_naming_its_distribution(tmp_path):
+    install_fake_plugin(tmp_path, "segconvert-hijack", "segconvert_hijack", HIJACKING_PLUGIN)
+    result = run_cli("convert", "--help", env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 0 and "hijacked" not in result.stdout
+    assert (
+        "plugin 'segconvert_hijack' (segconvert-hijack 1.0) tried to replace the command "
+        "'convert'; refused" in result.stderr
+    )
