@@ -8,6 +8,7 @@ import json
 import click
 import pytest
 from helpers import PANOPTICAPI, run_cli
+from plugin_factory import install_fake_plugin
 
 from segconvert import Importer, Option, build_registry, hookimpl
 from segconvert.registry import Side
