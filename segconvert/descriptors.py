@@ -13,13 +13,15 @@ import importlib.util
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from segconvert.errors import ItemError
 from segconvert.model import DEFAULT_VOID_LABEL, Category, Dataset, ItemRef, Sample
 from segconvert.schemas import Schema
 
 OptionType = Literal["str", "path", "int", "flag", "choice"]
+OPTION_TYPES: tuple[str, ...] = get_args(OptionType)
+"""The option types the CLI knows how to parse."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Generic, TypeVar
 import click
 
 from segconvert import schemas
-from segconvert.descriptors import Exporter, Importer, Option
+from segconvert.descriptors import OPTION_TYPES, Exporter, Importer, Option
 from segconvert.errors import UnknownFormatError, UsageError
 from segconvert.manager import (
     PluginFailure,
@@ -204,6 +204,11 @@ class Registry:
         for option in descriptor.options:
             if not isinstance(option, Option) or not FORMAT_NAME.match(option.name):
                 return refused + f"option {getattr(option, 'name', option)!r} is not kebab-case"
+            if option.type not in OPTION_TYPES:
+                known = ", ".join(OPTION_TYPES)
+                return refused + f"--{option.name} has type {option.type!r}, not one of {known}"
+            if option.type == "choice" and not option.choices:
+                return refused + f"--{option.name} is a choice with no choices"
             if names.count(option.name) > 1:
                 return refused + f"it declares --{option.name} twice"
             if option.name in HOST_OPTION_NAMES:

@@ -225,3 +225,18 @@ def test_an_installed_plugin_replacing_convert_is_refused_naming_its_distributio
         "plugin 'segconvert_hijack' (segconvert-hijack 1.0) tried to replace the command "
         "'convert'; refused" in result.stderr
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "reason"),
+    [
+        (Option("ratio", "?", type="float"), "--ratio has type 'float', not one of str, path, int"),  # type: ignore[arg-type]
+        (Option("pick", "?", type="choice"), "--pick is a choice with no choices"),
+    ],
+)
+def test_an_option_the_cli_cannot_parse_is_refused_and_the_cli_still_builds(option, reason):
+    plugin = _importer_plugin("odd-option", option)
+    registry = build_registry(load_third_party=False, extra_plugins=[("p", plugin)])
+    (problem,) = registry.problems
+    assert problem.startswith("importer 'odd-option' from plugin 'p' refused: " + reason)
+    assert run_cli("convert", "--help", registry=registry).returncode == 0
