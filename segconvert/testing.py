@@ -31,6 +31,7 @@ from segconvert.errors import ItemError, SegconvertError
 from segconvert.executors import run_items
 from segconvert.hookspecs import hookimpl
 from segconvert.items import ItemJob, ItemStatus
+from segconvert.manager import BUILTIN_PLUGINS
 from segconvert.model import Category, Dataset, MetaKey, RejectedItem, Sample, Segment
 from segconvert.plan import plan_conversion
 from segconvert.registry import Registry, build_registry
@@ -41,9 +42,13 @@ PLUGIN_NAME = "plugin-under-test"
 
 def registry_with(plugin: object, *, builtins: bool = True) -> Registry:
     """A registry holding ``plugin`` (and the built-in formats unless ``builtins=False``),
-    never other installed plugins."""
+    never other installed plugins. A built-in format given as ``plugin`` is registered once,
+    as the plugin under test."""
+    is_builtin = getattr(plugin, "__name__", None) in BUILTIN_PLUGINS
     return build_registry(
-        load_third_party=False, extra_plugins=[(PLUGIN_NAME, plugin)], builtins=builtins
+        load_third_party=False,
+        extra_plugins=[(PLUGIN_NAME, plugin)],
+        builtins=builtins and not is_builtin,
     )
 
 
