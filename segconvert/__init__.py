@@ -12,6 +12,7 @@ in ``__all__`` are the public API (built-in formats use nothing else).
 from __future__ import annotations
 
 from segconvert import schemas
+from segconvert.api import OpenDataset, open, write
 from segconvert.coco import (
     assign_ids,
     categories_from_coco,
@@ -81,6 +82,7 @@ from segconvert.model import (
 )
 from segconvert.registry import Registry, build_registry
 from segconvert.schemas import Schema
+from segconvert.subset import Subset
 from segconvert.validate import validate_dataset
 
 __all__ = [
@@ -101,6 +103,7 @@ __all__ = [
     "ImageKey",
     "ItemReference",
     "MetaKey",
+    "OpenDataset",
     "Option",
     "OutputError",
     "PluginError",
@@ -110,6 +113,7 @@ __all__ = [
     "Schema",
     "SegconvertError",
     "Segment",
+    "Subset",
     "UnknownFormatError",
     "UsageError",
     "ValidationError",
@@ -135,6 +139,7 @@ __all__ = [
     "json_stream",
     "json_top_level_is_list",
     "map_ids",
+    "open",
     "paint",
     "placeholder_categories",
     "parse_json_line",
@@ -151,5 +156,6 @@ __all__ = [
     "segment_stats",
     "smallest_index_dtype",
     "validate_dataset",
+    "write",
     "write_png",
 ]

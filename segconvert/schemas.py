@@ -51,6 +51,8 @@ ERROR_REPORT = Schema("segconvert-error", HOST_PACKAGE)
 FORMATS_LISTING = Schema("segconvert-formats", HOST_PACKAGE)
 PLUGINS_LISTING = Schema("segconvert-plugins", HOST_PACKAGE)
 LABEL_MAP = Schema("label-map", HOST_PACKAGE)
+INFO_REPORT = Schema("segconvert-info", HOST_PACKAGE)
+DIFF_RECORD = Schema("segconvert-diff", HOST_PACKAGE)
 
 _registered: dict[str, Schema] = {}
 

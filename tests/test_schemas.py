@@ -85,6 +85,8 @@ def test_every_format_ships_its_schemas_in_its_own_folder():
         "segconvert-formats.schema.json",
         "segconvert-plugins.schema.json",
         "label-map.schema.json",
+        "segconvert-info.schema.json",
+        "segconvert-diff.schema.json",
     }
 
 
