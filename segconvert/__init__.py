@@ -23,7 +23,7 @@ from segconvert.coco import (
     reference_id_from_names,
 )
 from segconvert.convert import ERROR_REPORT_NAME, ConversionReport, convert
-from segconvert.descriptors import ExportContext, Exporter, Importer, Option
+from segconvert.descriptors import STRICT, ExportContext, Exporter, Importer, Option
 from segconvert.errors import (
     FormatConflictError,
     InputError,
@@ -79,7 +79,9 @@ from segconvert.model import (
     RECORD_METADATA_KEYS,
     Category,
     Dataset,
+    ImageKey,
     ItemRef,
+    ItemReference,
     MetaKey,
     RejectedItem,
     Sample,
@@ -101,6 +103,7 @@ from segconvert.rle import (
     runs_of,
     symmetric_difference,
 )
+from segconvert.schemas import Schema
 from segconvert.subset import Subset
 from segconvert.validate import validate_dataset
 
@@ -108,6 +111,7 @@ __all__ = [
     "DEFAULT_VOID_LABEL",
     "ERROR_REPORT_NAME",
     "MAX_IMAGE_PIXELS",
+    "STRICT",
     "Category",
     "ConversionReport",
     "Dataset",
@@ -118,6 +122,8 @@ __all__ = [
     "InputError",
     "ItemError",
     "ItemRef",
+    "ImageKey",
+    "ItemReference",
     "MetaKey",
     "RECORD_METADATA_KEYS",
     "OpenDataset",
@@ -127,6 +133,7 @@ __all__ = [
     "Registry",
     "RejectedItem",
     "Sample",
+    "Schema",
     "SegconvertError",
     "Segment",
     "Subset",

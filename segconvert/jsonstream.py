@@ -15,9 +15,12 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segconvert.errors import InputError
+
+if TYPE_CHECKING:
+    from segconvert.schemas import Schema
 
 CHUNK = 1 << 20
 """Bytes read at a time."""
@@ -187,7 +190,7 @@ def read_spans(path: Path, spans: Iterable[tuple[int, int]]) -> list[Any]:
 
 
 def streamed_schema_problems(
-    schema: str, path: Path, arrays: Mapping[str, str], limit: int = 100
+    schema: Schema | str, path: Path, arrays: Mapping[str, str], limit: int = 100
 ) -> Iterator[str]:
     """Schema problems of a large JSON object, streamed: each element of the arrays named in
     ``arrays`` (key -> the schema's ``$defs`` entry for one element) is checked on its own,

@@ -73,6 +73,7 @@ def test_broken_json_is_one_input_error_naming_the_byte(tmp_path, text, message)
 
 def test_streamed_schema_problems_name_the_element_and_match_the_whole_document_check(tmp_path):
     from segconvert import schemas
+    from segconvert.formats.coco_panoptic.shipped_schemas import COCO_PANOPTIC
     from segconvert.jsonstream import streamed_schema_problems
 
     document = {
@@ -83,7 +84,7 @@ def test_streamed_schema_problems_name_the_element_and_match_the_whole_document_
     path = tmp_path / "panoptic.json"
     path.write_text(json.dumps(document))
     arrays = {"images": "image", "annotations": "annotation"}
-    streamed = list(streamed_schema_problems(schemas.COCO_PANOPTIC, path, arrays))
-    assert sorted(streamed) == sorted(schemas.problems(schemas.COCO_PANOPTIC, document))
+    streamed = list(streamed_schema_problems(COCO_PANOPTIC, path, arrays))
+    assert sorted(streamed) == sorted(schemas.problems(COCO_PANOPTIC, document))
     assert any(p.startswith("$.images[1]") for p in streamed)
     assert any(p.startswith("$.annotations[0].segments_info") for p in streamed)

@@ -98,6 +98,7 @@ def covering(annotations: list[dict], height: int, width: int) -> np.ndarray:
     return np.stack([decode_any(a["segmentation"], height, width) for a in annotations])
 
 
+@pytest.mark.slow
 @needs_realdata
 @pytest.mark.parametrize("rule", ["smaller-on-top", "later-on-top", "score"])
 def test_overlapping_results_flatten_by_rule_and_report_occlusion(tmp_path, registry, rule):
@@ -175,6 +176,7 @@ def test_overlap_error_rule_fails_exactly_the_overlapping_images(tmp_path, regis
     assert {e["rule"] for e in report.errors} == {"overlap"}
 
 
+@pytest.mark.slow
 @needs_realdata
 def test_real_coco_survives_nucleus_round_trip_whole_overlaps_and_crowds_included(
     tmp_path, registry
@@ -204,6 +206,7 @@ def test_real_coco_survives_nucleus_round_trip_whole_overlaps_and_crowds_include
     assert overlapped >= 100  # these instances were cut by the single index mask
 
 
+@pytest.mark.slow
 @needs_realdata
 def test_lvis_converts_with_its_categories_and_empty_images(tmp_path, registry):
     report = run(LVIS, tmp_path / "n", registry, "coco-rle", "nucleus")
@@ -364,6 +367,7 @@ def test_exported_instances_validate_and_ids_are_unique(tmp_path, registry):
     assert schemas.problems("coco-instances", document) == []
 
 
+@pytest.mark.slow
 @needs_realdata
 def test_cli_converts_results_with_an_overlap_rule(tmp_path, no_third_party):
     result = run_cli(

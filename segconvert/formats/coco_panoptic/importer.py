@@ -15,8 +15,10 @@ from typing import Any
 
 from segconvert import (
     DEFAULT_VOID_LABEL,
+    STRICT,
     Category,
     Dataset,
+    ImageKey,
     Importer,
     InputError,
     ItemError,
@@ -38,11 +40,12 @@ from segconvert import (
     reject,
     rgb_to_id,
     safe_join,
-    schemas,
     segment_stats,
     smallest_index_dtype,
     streamed_schema_problems,
 )
+
+from . import shipped_schemas as shipped
 
 MAX_SEGMENT_ID = (1 << 24) - 1
 SEGMENT_KEYS = ("id", "category_id", "iscrowd", "area", "bbox")
@@ -132,7 +135,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
         categories = categories_from_coco(sections["categories"], file)
     else:
         categories = categories_from_ids(annotations())
-    metadata: dict[str, Any] = {k: sections[k] for k in ("info", "licenses") if k in sections}
+    metadata: dict[str, Any] = {k: sections[k] for k in ImageKey.COCO_BLOCKS if k in sections}
     context = CocoContext(
         {c.id: (c.name, c.isthing) for c in categories}, bool(options.get("strict"))
     )
@@ -312,9 +315,11 @@ def load(ref: CocoRef, ctx: CocoContext) -> Sample:
         )
     if ctx.strict:
         check_area_and_bbox(ref, infos, mask, has_void)
-    image_metadata: dict[str, Any] = {"image": image if image is not None else {"id": ref.image_id}}
+    image_metadata: dict[str, Any] = {
+        ImageKey.IMAGE: image if image is not None else {"id": ref.image_id}
+    }
     if ref.annotation_extras:
-        image_metadata["annotation"] = dict(ref.annotation_extras)
+        image_metadata[ImageKey.ANNOTATION] = dict(ref.annotation_extras)
     return Sample(
         reference_id=item,
         width=width,
@@ -355,7 +360,7 @@ def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemErro
     file is streamed, never loaded whole."""
     json_path = find_json(path)
     arrays = {"images": "image", "annotations": "annotation"}  # streamed, one at a time
-    for problem in streamed_schema_problems(schemas.COCO_PANOPTIC, json_path, arrays):
+    for problem in streamed_schema_problems(shipped.COCO_PANOPTIC, json_path, arrays):
         yield ItemError(problem, rule="schema", file=str(json_path))
 
 
@@ -371,6 +376,7 @@ def detect(path: Path) -> bool:
 
 
 IMPORTER = Importer(
+    schemas=shipped.SCHEMAS,
     name="coco-panoptic",
     aliases=("coco_panoptic",),
     description="COCO panoptic: JSON + RGB PNGs (id = R + 256 G + 256^2 B, 0 = void)",
@@ -379,6 +385,7 @@ IMPORTER = Importer(
     detect=detect,
     check_documents=check_documents,
     options=(
+        STRICT,
         Option(
             "png-dir",
             "Folder of the panoptic PNGs (default: the JSON path without .json).",

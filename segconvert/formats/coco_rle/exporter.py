@@ -11,6 +11,7 @@ from segconvert import (
     RECORD_METADATA_KEYS,
     ExportContext,
     Exporter,
+    ImageKey,
     Intervals,
     ItemError,
     MetaKey,
@@ -34,9 +35,9 @@ from segconvert import (
     symmetric_difference,
 )
 
-COCO_INSTANCES = "coco-instances"
-COCO_RESULTS = "coco-results"
-SA1B_IMAGE = "sa1b-image"
+from . import shipped_schemas as shipped
+from .shipped_schemas import COCO_INSTANCES, COCO_RESULTS, SA1B_IMAGE
+
 RESULTS_DOCUMENT = "results"
 DOCUMENT_KEY = "coco_document"
 """``ctx.metadata[DOCUMENT_KEY] == RESULTS_DOCUMENT``: the source was a results list (set by the
@@ -180,7 +181,7 @@ def check_dataset(ctx: ExportContext) -> None:
     """Plan stage: the categories, info and licenses make a valid instances JSON."""
     categories = [c for c in ctx.categories if c.isthing or not ctx.options.get("things_only")]
     document: dict[str, Any] = {
-        k: json_native(ctx.metadata[k]) for k in ("info", "licenses") if k in ctx.metadata
+        k: json_native(ctx.metadata[k]) for k in ImageKey.COCO_BLOCKS if k in ctx.metadata
     }
     coco_categories = categories_to_coco(categories, panoptic=False)
     document.update(images=[], annotations=[], categories=coco_categories)
@@ -213,7 +214,7 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
         return write_results(annotations, coco_categories, ctx)
     assign_ids(annotations)
     document: dict[str, Any] = {
-        k: json_native(ctx.metadata[k]) for k in ("info", "licenses") if k in ctx.metadata
+        k: json_native(ctx.metadata[k]) for k in ImageKey.COCO_BLOCKS if k in ctx.metadata
     }
     document.update(images=images, annotations=annotations, categories=coco_categories)
     path = ctx.output / f"{ctx.options.get('json_name') or 'instances'}.json"
@@ -241,6 +242,7 @@ def write_results(
 
 
 EXPORTER = Exporter(
+    schemas=shipped.SCHEMAS,
     name="coco-rle",
     aliases=("coco-instances", "coco_instances"),
     description="COCO instances JSON, every mask a compressed RLE (or SA-1B-style per-image JSONs)",

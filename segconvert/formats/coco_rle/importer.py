@@ -21,6 +21,7 @@ from segconvert import (
     MAX_IMAGE_PIXELS,
     Category,
     Dataset,
+    ImageKey,
     Importer,
     InputError,
     ItemError,
@@ -42,6 +43,7 @@ from segconvert import (
     stream_top_level,
 )
 
+from . import shipped_schemas as shipped
 from .overlap import RULES, Flattened, flatten
 
 CATEGORIES_HELP = (
@@ -128,7 +130,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
         categories = placeholder_categories(index.category_ids, things=things)
         notes.append(placeholder_note(categories, file))
     metadata: dict[str, Any] = {
-        k: index.values[k] for k in ("info", "licenses") if k in index.values
+        k: index.values[k] for k in ImageKey.COCO_BLOCKS if k in index.values
     }
     if index.results:
         metadata[DOCUMENT_KEY] = RESULTS_DOCUMENT
@@ -402,7 +404,7 @@ def load(ref: RleRef, ctx: RleContext) -> Sample:
         mask=mask,
         segments=segments,
         file_name=image.get("file_name"),
-        metadata={"image": dict(image)},
+        metadata={ImageKey.IMAGE: dict(image)},
         notes=overlap_notes(annotations, flat, ctx),
     )
 
@@ -489,6 +491,7 @@ def detect(path: Path) -> bool:
 
 
 IMPORTER = Importer(
+    schemas=shipped.SCHEMAS,
     name="coco-rle",
     aliases=("coco-instances", "coco_instances"),
     description="COCO instances/results/LVIS JSON or SA-1B per-image JSONs (RLE or polygons)",
