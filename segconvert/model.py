@@ -66,6 +66,9 @@ class ImageKey:
     """dict (Dataset): the COCO ``info`` block."""
     LICENSES = "licenses"
     """list (Dataset): the COCO ``licenses`` block."""
+    COCO_DOCUMENT = "coco_document"
+    """str (Dataset): ``"results"`` when the source was a COCO results list, so the way back
+    (through Nucleus too: it travels in taxonomy.json) writes a results list again."""
     COCO_BLOCKS = (INFO, LICENSES)
     """The dataset-level blocks COCO-family formats carry over."""
 

@@ -39,7 +39,7 @@ from . import shipped_schemas as shipped
 from .shipped_schemas import COCO_INSTANCES, COCO_RESULTS, SA1B_IMAGE
 
 RESULTS_DOCUMENT = "results"
-DOCUMENT_KEY = "coco_document"
+DOCUMENT_KEY = ImageKey.COCO_DOCUMENT
 """``ctx.metadata[DOCUMENT_KEY] == RESULTS_DOCUMENT``: the source was a results list (set by the
 coco-rle importer; it survives Nucleus in taxonomy.json), so a results list is written."""
 CATEGORIES_FILE = "categories.json"

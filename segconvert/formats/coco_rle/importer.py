@@ -93,7 +93,7 @@ class RleContext:
 RESULTS_DOCUMENT = "results"
 """``Dataset.metadata[DOCUMENT_KEY]`` of a results source (a JSON list of detections), so the
 way back writes a results list again."""
-DOCUMENT_KEY = "coco_document"
+DOCUMENT_KEY = ImageKey.COCO_DOCUMENT
 
 
 def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
