@@ -7,6 +7,7 @@ must stay inside the dataset folder.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -25,6 +26,19 @@ TEMPORARY_SUFFIX = ".tmp"
 killed run may leave some, which the next run into the folder removes."""
 
 
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once (setting it back at once: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: ``0o666`` less the umask."""
+    return 0o666 & ~_umask()
+
+
 @contextmanager
 def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path``; rename it onto ``path`` only on success."""
@@ -34,6 +48,7 @@ def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> 
     )
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, new_file_mode())  # mkstemp makes 0600; outputs follow the user's umask
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
         os.replace(tmp, path)
