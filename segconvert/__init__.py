@@ -23,6 +23,14 @@ from segconvert.coco import (
 )
 from segconvert.convert import ERROR_REPORT_NAME, ConversionReport, convert
 from segconvert.descriptors import ExportContext, Exporter, Importer, Option
+from segconvert.detection import (
+    Confidence,
+    Detection,
+    as_detection,
+    first_item_keys,
+    json_first_item,
+    json_root,
+)
 from segconvert.errors import (
     FormatConflictError,
     InputError,
@@ -85,8 +93,10 @@ __all__ = [
     "ERROR_REPORT_NAME",
     "MAX_IMAGE_PIXELS",
     "Category",
+    "Confidence",
     "ConversionReport",
     "Dataset",
+    "Detection",
     "ExportContext",
     "Exporter",
     "FormatConflictError",
@@ -106,6 +116,7 @@ __all__ = [
     "UnknownFormatError",
     "UsageError",
     "ValidationError",
+    "as_detection",
     "assign_ids",
     "atomic_open",
     "atomic_write_bytes",
@@ -120,10 +131,13 @@ __all__ = [
     "encode_png",
     "encode_rle",
     "fallback_color",
+    "first_item_keys",
     "hookimpl",
     "ids_to_rgb_table",
     "image_record",
+    "json_first_item",
     "json_native",
+    "json_root",
     "json_sections",
     "json_stream",
     "json_top_level_is_list",

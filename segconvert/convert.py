@@ -342,7 +342,11 @@ def convert(
     started = time.perf_counter()
     source_path, output_path = Path(source), Path(output)
     registry = registry or build_registry()
-    importer = registry.importer(from_format) if from_format else registry.detect(source_path)
+    if from_format:
+        importer = registry.importer(from_format)
+        registry.check_kind(importer, source_path)
+    else:
+        importer = registry.detect(source_path)
     exporter = registry.exporter(to_format)
     import_options, export_options = split_options(importer, exporter, options)
     for descriptor in (importer, exporter):

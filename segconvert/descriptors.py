@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from segconvert.detection import Confidence, Detection
 from segconvert.errors import ItemError
 from segconvert.model import DEFAULT_VOID_LABEL, Category, Dataset, ItemRef, Sample
 
@@ -61,7 +62,9 @@ class Importer:
         description: one line for ``segconvert formats``.
         aliases: other accepted names.
         options: the options ``scan`` understands.
-        detect: ``detect(path) -> bool``: whether ``path`` looks like this format.
+        detect: ``detect(path) -> Confidence | Detection | bool``: how sure this importer
+            is that ``path`` is its format (see :mod:`segconvert.detection`; the most
+            confident importer wins; ``True`` counts as ``LIKELY``).
         requires: importable module names this format needs beyond segconvert's own.
         check_documents: ``check_documents(path, options) -> Iterable[ItemError]``: schema
             checks of the format's aggregate documents, used by ``segconvert validate``.
@@ -73,7 +76,7 @@ class Importer:
     description: str = ""
     aliases: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()
-    detect: Callable[[Path], bool] | None = None
+    detect: Callable[[Path], Confidence | Detection | bool] | None = None
     requires: tuple[str, ...] = ()
     check_documents: Callable[[Path, Mapping[str, Any]], Iterable[ItemError]] | None = None
 

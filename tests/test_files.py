@@ -65,9 +65,7 @@ def test_every_output_file_follows_the_umask(tmp_path, umask, expected):
     files._umask.cache_clear()
     try:
         out = tmp_path / "out"
-        report = convert(
-            PANOPTICAPI / "panoptic_examples.json", out, to_format="nucleus", jobs=1
-        )
+        report = convert(PANOPTICAPI / "panoptic_examples.json", out, to_format="nucleus", jobs=1)
     finally:
         os.umask(previous)
         files._umask.cache_clear()

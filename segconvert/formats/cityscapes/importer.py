@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from segconvert import (
     DEFAULT_VOID_LABEL,
+    Confidence,
     Dataset,
     Importer,
     ItemError,
@@ -269,11 +270,14 @@ def check_label_ids(ref: FrameRef, instance_ids: np.ndarray) -> None:
         )
 
 
-def detect(path: Path) -> bool:
-    """A file or folder holding ``*_gtFine_*`` / ``*_gtCoarse_*`` files."""
+def detect(path: Path) -> Confidence:
+    """A file or folder holding ``*_gtFine_*`` / ``*_gtCoarse_*`` files: names only Cityscapes
+    uses, so certain."""
     if path.is_file():
-        return bool(FILE_NAME.match(path.name))
-    return any(FILE_NAME.match(p.name) for p in path.rglob("*_gt*_*.png"))
+        found = bool(FILE_NAME.match(path.name))
+    else:
+        found = any(FILE_NAME.match(p.name) for p in path.rglob("*_gt*_*.png"))
+    return Confidence.CERTAIN if found else Confidence.NO
 
 
 IMPORTER = Importer(

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 from segconvert import (
     DEFAULT_VOID_LABEL,
     Category,
+    Confidence,
     Dataset,
     Importer,
     InputError,
@@ -307,18 +308,18 @@ def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemErro
                     )
 
 
-def detect(path: Path) -> bool:
+def detect(path: Path) -> Confidence:
     """A folder with annotations.jsonl, or a .jsonl file whose first line has a mask_url."""
     if path.is_dir():
-        return (path / ANNOTATIONS).is_file()
+        return Confidence.CERTAIN if (path / ANNOTATIONS).is_file() else Confidence.NO
     if path.suffix == ".jsonl":
         with path.open(encoding="utf-8") as handle:
             first = handle.readline()
         try:
-            return "mask_url" in json.loads(first)
+            return Confidence.CERTAIN if "mask_url" in json.loads(first) else Confidence.NO
         except (ValueError, TypeError):
-            return False
-    return False
+            return Confidence.NO
+    return Confidence.NO
 
 
 IMPORTER = Importer(
