@@ -28,6 +28,7 @@ from segconvert.descriptors import ExportContext, Exporter, Importer, Option
 from segconvert.errors import ItemError, OutputError, UsageError
 from segconvert.files import TEMPORARY_PREFIX, TEMPORARY_SUFFIX, atomic_open
 from segconvert.journal import JOURNAL_NAME, Journal
+from segconvert.main_guard import check_main_guard
 from segconvert.model import Dataset, ItemRef, RejectedItem, Sample
 from segconvert.registry import Registry, build_registry
 from segconvert.transforms import LabelMap, SkipItem, Transform
@@ -267,6 +268,7 @@ def run_items(
         for ref in refs:
             yield job.run(ref)
         return
+    check_main_guard()  # a pool re-running an unguarded script would hang: refuse at once
     with multiprocessing.get_context().Pool(jobs, _init_worker, (job,)) as pool:
         in_flight: deque[Any] = deque()
         limit = 4 * jobs
@@ -356,6 +358,8 @@ def convert(
     if not source_path.exists():
         raise UsageError(f"source {source_path} does not exist")
     check_output(output_path, source_path, overwrite, resume)
+    if (jobs or default_jobs()) > 1:
+        check_main_guard()  # before anything is written
     transform = Transform(
         mode=mode,
         on_overflow=on_overflow,
