@@ -6,9 +6,9 @@ printed); 1 nothing could be done; 2 usage error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,11 +16,13 @@ from typing import Any
 import click
 
 from segconvert import schemas
-from segconvert.convert import ConversionReport, convert
+from segconvert.activity import listening_to_activity
+from segconvert.convert import convert
 from segconvert.descriptors import Option
 from segconvert.errors import SegconvertError
 from segconvert.manager import third_party_disabled_by_env
 from segconvert.registry import Registry, build_registry
+from segconvert.terminal import ConversionDisplay, print_summary
 from segconvert.transforms import MODES, OVERFLOW_POLICIES
 from segconvert.validate import validate_dataset
 
@@ -38,6 +40,21 @@ def _click_option(option: Option) -> Callable[[Any], Any]:
         )
     kind = click.Choice(option.choices) if option.choices else _CLICK_TYPES[option.type]
     return click.option(f"--{option.name}", option.key, type=kind, default=None, help=option.help)
+
+
+def _importer_options(registry: Registry) -> Callable[[Any], Any]:
+    """Decorate a command with every importer's options (each name once)."""
+    seen: dict[str, Option] = {}
+    for entry in registry.importers():
+        for option in entry.descriptor.options:
+            seen.setdefault(option.name, option)
+
+    def decorate(command: Any) -> Any:
+        for option in reversed(list(seen.values())):
+            command = _click_option(option)(command)
+        return command
+
+    return decorate
 
 
 def _run_options(registry: Registry) -> Callable[[Any], Any]:
@@ -127,65 +144,67 @@ def _run_conversion(
     }
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not quiet and not as_json
-    bar: Any = None
-
-    started = time.monotonic()
-
-    def progress(done: int, total: int | None) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(
-                length=total or 0,
-                label="converting",
-                file=sys.stderr,
-                show_pos=True,
-                show_eta=bool(total),
-                item_show_func=lambda rate: f"{rate:.1f} items/s" if rate else None,
-            )
-            bar.__enter__()
-        bar.update(1, current_item=done / max(time.monotonic() - started, 1e-9))
-
+    display = ConversionDisplay(source) if show_progress else None
+    watching = listening_to_activity(display.scanning) if display else contextlib.nullcontext()
     try:
-        report = convert(
-            source,
-            output,
-            from_format=from_format,
-            to_format=to_format,
-            options=params,
-            jobs=jobs,
-            fail_fast=fail_fast,
-            overwrite=overwrite,
-            resume=resume,
-            registry=registry,
-            progress=progress if show_progress else None,
-            **transform_options,
-        )
+        with watching:
+            if display:
+                display.scanning()
+            report = convert(
+                source,
+                output,
+                from_format=from_format,
+                to_format=to_format,
+                options=params,
+                jobs=jobs,
+                fail_fast=fail_fast,
+                overwrite=overwrite,
+                resume=resume,
+                registry=registry,
+                progress=display.progress if display else None,
+                **transform_options,
+            )
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        if display:
+            display.close()
+        raise Interrupted(
+            f"interrupted; {output} keeps what was finished: run the same command with "
+            "--resume to continue"
+        ) from None
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
-    _print_report(report, quiet=quiet, as_json=as_json)
+        if display:
+            display.close()
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+    else:
+        print_summary(report, quiet=quiet)
     sys.exit(report.exit_code)
 
 
-def _print_report(report: ConversionReport, *, quiet: bool, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(report.to_json()))
-    elif not quiet:
-        click.echo(report.summary())
-    if report.failed and not as_json:
-        shown = report.errors[:5]
-        for error in shown:
-            click.echo(f"  {error['item']}: [{error['rule']}] {error['message']}", err=True)
-        if report.failed > len(shown):
-            click.echo(f"  ... and {report.failed - len(shown)} more", err=True)
-        click.echo(f"error report: {report.error_report}", err=True)
+class Interrupted(SegconvertError):
+    """Ctrl-C during a conversion."""
+
+    exit_code = 130
+
+
+def _complete_formats(
+    registry: Registry, direction: str
+) -> Callable[[click.Context, click.Parameter, str], list[str]]:
+    """Shell completion of format names (and aliases) for one direction."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+        entries = registry.importers() if direction == "import" else registry.exporters()
+        names = [n for e in entries for n in (e.descriptor.name, *e.descriptor.aliases)]
+        return sorted(n for n in set(names) if n.startswith(incomplete))
+
+    return complete
 
 
 def make_cli(registry: Registry) -> click.Group:
     """Build the click group for ``registry`` (format options become command options)."""
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-    @click.version_option(package_name="segconvert")
+    @click.version_option(None, "-V", "--version", package_name="segconvert")
     @click.option("--traceback", is_flag=True, help="Show the full traceback of errors.")
     @click.option(
         "--no-plugins",
@@ -200,8 +219,19 @@ def make_cli(registry: Registry) -> click.Group:
     @cli.command("convert")
     @click.argument("source", type=click.Path(exists=True))
     @click.argument("output", type=click.Path())
-    @click.option("--from", "from_format", help="Source format (detected when omitted).")
-    @click.option("--to", "to_format", required=True, help="Target format.")
+    @click.option(
+        "--from",
+        "from_format",
+        help="Source format (detected when omitted).",
+        shell_complete=_complete_formats(registry, "import"),
+    )
+    @click.option(
+        "--to",
+        "to_format",
+        required=True,
+        help="Target format.",
+        shell_complete=_complete_formats(registry, "export"),
+    )
     @run_options
     def convert_command(
         source: str, output: str, from_format: str | None, to_format: str, **params: Any
@@ -302,7 +332,12 @@ def make_cli(registry: Registry) -> click.Group:
 
     @cli.command("validate")
     @click.argument("path", type=click.Path(exists=True))
-    @click.option("--format", "format_name", required=True, help="Format of PATH.")
+    @click.option(
+        "--format",
+        "format_name",
+        help="Format of PATH (detected when omitted).",
+        shell_complete=_complete_formats(registry, "import"),
+    )
     @click.option(
         "--jobs",
         "-j",
@@ -311,9 +346,14 @@ def make_cli(registry: Registry) -> click.Group:
         help="Worker processes (default: every core).",
     )
     @click.option("--json", "as_json", is_flag=True, help="Print problems as JSON lines.")
-    def validate_command(path: str, format_name: str, jobs: int | None, as_json: bool) -> None:
+    @_importer_options(registry)
+    def validate_command(
+        path: str, format_name: str | None, jobs: int | None, as_json: bool, **options: Any
+    ) -> None:
         """Check an existing dataset; name the file, item and rule of every problem."""
-        checked, problems = validate_dataset(path, format_name, registry=registry, jobs=jobs)
+        checked, problems = validate_dataset(
+            path, format_name, options=options, registry=registry, jobs=jobs
+        )
         for problem in problems:
             if as_json:
                 click.echo(json.dumps(problem))
@@ -335,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``segconvert`` command."""
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args
+    as_json = "--json" in args
     no_plugins = "--no-plugins" in args or third_party_disabled_by_env()
     try:
         registry = build_registry(load_third_party=not no_plugins)
@@ -345,16 +386,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     except SegconvertError as exc:
         if show_traceback:
             traceback.print_exc()
-        click.echo(f"segconvert: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code, as_json)
     except click.exceptions.Abort:
-        click.echo("segconvert: aborted", err=True)
-        sys.exit(130)
+        _fail("aborted", 130, as_json)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(_one_line_usage_error(exc), exc.exit_code, as_json)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+def _one_line_usage_error(exc: click.ClickException) -> str:
+    """Click's three-line usage error as one line, pointing at the command's --help."""
+    message = " ".join(exc.format_message().split())
+    context = getattr(exc, "ctx", None)
+    if context is not None:
+        return f"{message} (see '{context.command_path} --help')"
+    return message
+
+
+def _fail(message: str, exit_code: int, as_json: bool) -> None:
+    """One line on stderr (and, under --json, one JSON object on stdout); exit."""
+    click.echo(f"segconvert: error: {message}", err=True)
+    if as_json:
+        click.echo(json.dumps({"error": message, "exit_code": exit_code}))
+    sys.exit(exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -60,6 +60,7 @@ class ConversionReport:
     notes_report: Path | None = None
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    next_steps: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -74,14 +75,18 @@ class ConversionReport:
         total = self.converted + self.failed + self.skipped
         return total / self.seconds if self.seconds > 0 else 0.0
 
-    def summary(self) -> str:
-        """One human-readable line."""
-        line = (
+    def summary_line(self) -> str:
+        """The counts and the time, in one line."""
+        return (
             f"{self.from_format} -> {self.to_format}: {self.converted} converted, "
             f"{self.failed} failed"
             + (f", {self.skipped} skipped" if self.skipped else "")
             + f" in {self.seconds:.1f}s ({self.items_per_second:.1f} items/s)"
         )
+
+    def summary(self) -> str:
+        """One human-readable line: counts, time and where the reports are."""
+        line = self.summary_line()
         if self.error_report:
             line += f"; errors in {self.error_report}"
         if self.notes_report:
@@ -103,8 +108,18 @@ class ConversionReport:
             "error_report": str(self.error_report) if self.error_report else None,
             "notes": len(self.notes),
             "notes_report": str(self.notes_report) if self.notes_report else None,
+            "errors_by_rule": _count_rules(self.errors),
+            "notes_by_rule": _count_rules(self.notes),
+            "next_steps": list(self.next_steps),
             "exit_code": self.exit_code,
         }
+
+
+def _count_rules(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[str(record.get("rule"))] = counts.get(str(record.get("rule")), 0) + 1
+    return counts
 
 
 def split_options(
@@ -124,7 +139,18 @@ def split_options(
             f"option(s) {names} not accepted by importer {importer.name!r} "
             f"or exporter {exporter.name!r}"
         )
+    check_exclusions([*importer.options, *exporter.options], given)
     return _with_defaults(known_import, given), _with_defaults(known_export, given)
+
+
+def check_exclusions(options: Iterable[Option], given: Mapping[str, Any]) -> None:
+    """Refuse two given options that exclude each other (``Option.excludes``)."""
+    for option in options:
+        if given.get(option.key) in (None, False):
+            continue
+        for other in option.excludes:
+            if given.get(other.replace("-", "_")) not in (None, False):
+                raise UsageError(f"--{option.name} and --{other} cannot be used together")
 
 
 def _with_defaults(known: Mapping[str, Option], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -437,6 +463,7 @@ def convert(
     finally:
         completed = sys.exc_info()[0] is None
         journal.close(completed=completed)
+    report.next_steps = list(exporter.next_steps(context)) if exporter.next_steps else []
     report.error_report = write_error_report(output_path, report.errors)
     report.notes_report = write_jsonl_report(output_path / NOTES_REPORT_NAME, report.notes)
     report.seconds = time.perf_counter() - started

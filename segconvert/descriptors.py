@@ -35,6 +35,8 @@ class Option:
     type: OptionType = "str"
     default: Any = None
     choices: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    """Names of options that cannot be given together with this one (a usage error)."""
 
     @property
     def key(self) -> str:
@@ -119,6 +121,9 @@ class Exporter:
         max_segments: most segments one item may have (Nucleus: 256); the pipeline applies
             ``--on-overflow`` to items with more. ``None``: no limit.
         description, aliases, options, requires: as for :class:`Importer`.
+        next_steps: ``next_steps(ctx) -> list[str]`` -- runs once after the dataset is
+            written: what the user should do next (one line each), e.g. where to upload
+            the masks; shown after the summary and in ``--json``'s ``next_steps``.
     """
 
     name: str
@@ -130,6 +135,7 @@ class Exporter:
     aliases: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()
     requires: tuple[str, ...] = ()
+    next_steps: Callable[[ExportContext], list[str]] | None = None
 
     def missing_requirements(self) -> list[str]:
         """The modules in ``requires`` that are not installed."""

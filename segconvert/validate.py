@@ -9,12 +9,20 @@ every pixel value listed, stored area/bbox = pixels).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from segconvert.convert import OK, ItemJob, default_jobs, run_items, unique_references
+from segconvert.convert import (
+    OK,
+    ItemJob,
+    check_exclusions,
+    default_jobs,
+    run_items,
+    unique_references,
+)
 from segconvert.descriptors import ExportContext
-from segconvert.errors import SegconvertError
+from segconvert.errors import SegconvertError, UsageError
 from segconvert.model import Sample
 from segconvert.registry import Registry, build_registry
 
@@ -25,44 +33,73 @@ def _discard(sample: Sample, ctx: ExportContext) -> None:
 
 def validate_dataset(
     path: str | os.PathLike[str],
-    format: str,
+    format: str | None = None,
     *,
+    options: Mapping[str, Any] | None = None,
     registry: Registry | None = None,
     jobs: int | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
-    """Check the dataset at ``path`` as ``format``.
+    """Check the dataset at ``path`` as ``format`` (detected when ``None``) and report every
+    problem: a bad line or item never stops the checks of the others.
+
+    Args:
+        path: the dataset (file or folder), as for :func:`segconvert.convert`.
+        format: importer name; detected from ``path`` when omitted.
+        options: the importer's options (``{"png_dir": ..., "categories": ...}``), e.g. to
+            validate a bare ``segments_info`` list.
+        registry: the formats to use; by default built-ins plus installed plugins.
+        jobs: worker processes; ``None`` uses every core.
 
     Returns:
         ``(items checked, problems)``; each problem is ``{"item", "file", "rule", "message"}``.
     """
     registry = registry or build_registry()
-    importer = registry.importer(format)
     source = Path(path)
+    if format:
+        importer = registry.importer(format)
+        registry.check_kind(importer, source)
+    else:
+        importer = registry.detect(source)
+    given = {k.replace("-", "_"): v for k, v in (options or {}).items() if v is not None}
+    known = {o.key: o for o in importer.options}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        names = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise UsageError(f"option(s) {names} not accepted by importer {importer.name!r}")
+    check_exclusions(importer.options, given)
+    import_options: dict[str, Any] = {key: given.get(key, o.default) for key, o in known.items()}
+    import_options["strict"] = True
     problems: list[dict[str, Any]] = []
     if importer.check_documents:
-        problems.extend(e.to_record() for e in importer.check_documents(source, {}))
-    options: dict[str, Any] = {o.key: o.default for o in importer.options}
-    options["strict"] = True
+        try:
+            problems.extend(e.to_record() for e in importer.check_documents(source, import_options))
+        except SegconvertError as exc:
+            problems.append(_unreadable(exc))
     try:
-        dataset = importer.open(source, options)
+        dataset = importer.open(source, import_options)
     except SegconvertError as exc:
-        problems.append(
-            {
-                "item": None,
-                "file": getattr(exc, "file", None),
-                "rule": "unreadable",
-                "message": str(exc),
-            }
-        )
+        problems.append(_unreadable(exc))
         return 0, problems
     assert dataset.loader is not None
     context = ExportContext(output=source, categories=tuple(dataset.categories))
     job = ItemJob(dataset.loader, dataset.context, _discard, context)
     checked = 0
-    for status, result, _ in run_items(
-        job, unique_references(dataset.items), jobs or default_jobs()
-    ):
-        checked += 1
-        if status != OK:
-            problems.append(result)
+    try:
+        for status, result, _ in run_items(
+            job, unique_references(dataset.items), jobs or default_jobs()
+        ):
+            checked += 1
+            if status != OK:
+                problems.append(result)
+    except SegconvertError as exc:  # the listing itself broke off: report it, keep the rest
+        problems.append(_unreadable(exc))
     return checked, problems
+
+
+def _unreadable(exc: SegconvertError) -> dict[str, Any]:
+    return {
+        "item": getattr(exc, "item", None),
+        "file": getattr(exc, "file", None),
+        "rule": getattr(exc, "rule", None) or "unreadable",
+        "message": str(exc),
+    }
