@@ -82,16 +82,19 @@ class ConversionDisplay:
     def scanning(
         self, what: str = "", done: int = 0, total: int | None = None, unit: str = ""
     ) -> None:
-        """Show what the scan is doing: ``scanning SOURCE: reading x.json 12.0 MB / 343.0 MB``."""
+        """Show what the scan is doing, counts first (they survive a narrow terminal):
+        ``scanning 12.0 MB / 343.0 MB 0:04 reading panoptic.json``."""
         if self.converting:
             return
         elapsed = _duration(time.monotonic() - self.started)
+        if not what:
+            self.line.show(f"scanning {self.source} ...", force=True)
+            return
         if unit == "bytes":
             amount = _human_bytes(done) + (f" / {_human_bytes(total)}" if total else "")
         else:
             amount = f"{done:,}" + (f" / {total:,}" if total else "") + (f" {unit}" if unit else "")
-        detail = f": {what} {amount}" if what else " ..."
-        self.line.show(f"scanning {self.source}{detail}  {elapsed}", force=not what)
+        self.line.show(f"scanning {amount} {elapsed} {what}")
 
     def progress(self, done: int, total: int | None) -> None:
         """Redraw the bar after ``done`` items of ``total`` (``None``: unknown)."""

@@ -367,6 +367,8 @@ def check_area_and_bbox(
 def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemError]:
     """Schema problems of the panoptic JSON (at most 100), each naming its JSON path."""
     json_path = find_json(path)
+    if json_root(json_path) == "list":  # a bare segments_info list: its items are the document
+        return
     document = read_json(json_path)
     for problem in schemas.problems(schemas.COCO_PANOPTIC, document)[:100]:
         yield ItemError(problem, rule="schema", file=str(json_path))
@@ -383,7 +385,7 @@ def detect(path: Path) -> Detection:
         return Detection(Confidence.CERTAIN, PANOPTIC_JSON, names if len(names) > 1 else ())
     if is_panoptic_json(path):
         return Detection(Confidence.CERTAIN, PANOPTIC_JSON)
-    if path.suffix == ".json" and json_root(path) == "list":
+    if path.is_file() and json_root(path) == "list":
         first = first_item_keys(path, "item")
         if {"id", "category_id"} <= first and not first & {"image_id", "segmentation"}:
             return Detection(Confidence.MAYBE, "a bare list of COCO panoptic segments_info")
