@@ -205,6 +205,7 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
     segments: list[Segment] = []
     index_of = np.zeros(len(counts), dtype=np.int64)
     void_values = []
+    ignored: dict[str, int] = {}
     for value in present.tolist():
         class_id = value // 1000 if value >= 1000 else value
         label = labels.get(class_id)
@@ -217,6 +218,8 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
             )
         if label.ignoreInEval and not ctx.keep_ignored:
             void_values.append(value)
+            if class_id != UNLABELED_ID:
+                ignored[label.name] = ignored.get(label.name, 0) + int(counts[value])
             continue
         index_of[value] = len(segments) + 1  # provisional; void is placed first below
         segments.append(
@@ -246,7 +249,26 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
         segments=segments,
         file_name=f"{item}_leftImg8bit.png",
         metadata={"image": {"id": item}, "cityscapes": {"split": ref.split, "city": ref.city}},
+        notes=[ignored_note(ignored)] if ignored else [],
+        mask_file=ref.file,
     )
+
+
+UNLABELED_ID = 0
+"""Cityscapes' ``unlabeled`` class: void by definition, so not worth a note."""
+
+
+def ignored_note(pixels_by_class: Mapping[str, int]) -> dict[str, Any]:
+    """The note of a frame whose ignored-class pixels became void."""
+    total = sum(pixels_by_class.values())
+    names = ", ".join(sorted(pixels_by_class))
+    return {
+        "rule": "ignored-class-void",
+        "pixels": total,
+        "classes": dict(sorted(pixels_by_class.items())),
+        "message": f"{total} pixels of ignored classes ({names}) became void",
+        "hint": "pass --keep-ignored to keep ignored classes as segments",
+    }
 
 
 def check_label_ids(ref: FrameRef, instance_ids: np.ndarray) -> None:
