@@ -15,9 +15,14 @@ import pytest
 from helpers import REPO
 from PIL import Image
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("SEGCONVERT_SKIP_FRESH_INSTALL") == "1", reason="SEGCONVERT_SKIP_FRESH_INSTALL=1"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.network,
+    pytest.mark.skipif(
+        os.environ.get("SEGCONVERT_SKIP_FRESH_INSTALL") == "1",
+        reason="SEGCONVERT_SKIP_FRESH_INSTALL=1",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +33,8 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         REPO,
         source,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv*", "*.egg-info", "__pycache__", "build", "dist"
-        ),
+            ".git", ".venv*", "*.egg-info", "__pycache__", "build", "dist", "out", "site"
+        ),  # what a user's runs leave in the checkout is theirs, never the tests' input
     )
     venv.EnvBuilder(with_pip=True, clear=True).create(root / "venv")
     python = root / "venv" / "bin" / "python"
