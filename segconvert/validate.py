@@ -13,17 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from segconvert.convert import (
-    OK,
-    ItemJob,
-    check_exclusions,
-    default_jobs,
-    run_items,
-    unique_references,
-)
 from segconvert.descriptors import ExportContext
 from segconvert.errors import SegconvertError, UsageError
+from segconvert.executors import run_items
+from segconvert.items import ItemJob, ItemStatus, unique_references
 from segconvert.model import Sample
+from segconvert.plan import check_exclusions
 from segconvert.registry import Registry, build_registry
 
 
@@ -85,12 +80,10 @@ def validate_dataset(
     job = ItemJob(dataset.loader, dataset.context, _discard, context)
     checked = 0
     try:
-        for status, result, _ in run_items(
-            job, unique_references(dataset.items), jobs or default_jobs()
-        ):
+        for result in run_items(job, unique_references(dataset.items), jobs):
             checked += 1
-            if status != OK:
-                problems.append(result)
+            if result.status is ItemStatus.ERROR and result.error is not None:
+                problems.append(result.error)
     except SegconvertError as exc:  # the listing itself broke off: report it, keep the rest
         problems.append(_unreadable(exc))
     return checked, problems
