@@ -49,8 +49,9 @@ class Detection:
     Attributes:
         confidence: how sure the detector is.
         what: what the input looks like, for messages (``"a COCO instances JSON"``).
-        candidates: the files of a folder that each are this format, when there are several
-            and the importer cannot choose: the user is told to pass one of them.
+        candidates: the files of a folder that each are this format, when the importer
+            cannot read the folder itself (several datasets, or files it reads one at a time):
+            the user is told to pass one of them. Empty: the path itself is the input.
     """
 
     confidence: Confidence

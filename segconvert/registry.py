@@ -182,11 +182,11 @@ class Registry:
             names = ", ".join(importer.name for importer, _ in winners)
             raise UsageError(f"{path} could be any of {names}; pass --from")
         importer, detection = winners[0]
-        if len(detection.candidates) > 1:
-            what = f"{importer.name} datasets"
+        if detection.candidates:
+            several = "several " if len(detection.candidates) > 1 else ""
             raise UsageError(
-                f"{path} holds several {what} ({', '.join(detection.candidates)}); "
-                "pass the one to convert"
+                f"{path} holds {several}{importer.name} datasets "
+                f"({', '.join(detection.candidates)}); pass the one to convert"
             )
         return importer
 

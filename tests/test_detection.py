@@ -251,3 +251,24 @@ def test_a_bare_segments_info_list_is_only_a_maybe(tmp_path, registry):
     answers = {i.name: d.confidence for i, d in registry.detections(bare)}
     assert answers["coco-panoptic"] is Confidence.MAYBE
     assert registry.detect(bare).name == "coco-panoptic"
+
+
+def test_a_folder_of_instances_jsons_names_them_and_not_the_others(tmp_path, registry):
+    write_instances(tmp_path / "instances_train2017.json", 2)
+    write_instances(tmp_path / "instances_val2017.json", 2)
+    (tmp_path / "captions_val2017.json").write_text('{"images": [], "annotations": []}')
+    with pytest.raises(UsageError) as caught:
+        registry.detect(tmp_path)
+    message = str(caught.value)
+    assert "instances_train2017.json, instances_val2017.json" in message
+    assert "captions" not in message and "pass the one to convert" in message
+
+
+def test_a_coco_annotations_folder_with_panoptic_and_instances_names_the_panoptic_ones(
+    tmp_path, registry
+):
+    write_coco_panoptic(tmp_path, [default_spec("a")], name="panoptic_train2017")
+    write_coco_panoptic(tmp_path, [default_spec("b")], name="panoptic_val2017")
+    write_instances(tmp_path / "instances_val2017.json", 2)
+    with pytest.raises(UsageError, match="several coco-panoptic datasets"):
+        registry.detect(tmp_path)

@@ -67,6 +67,7 @@ def _run_block(language: str, code: str, work: Path) -> None:
         raise AssertionError(f"no runner for {language} blocks")
 
 
+@pytest.mark.slow  # a subprocess per line, the SDK's import, spawn workers: seconds per page
 @pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES, ids=lambda p: str(p.relative_to(REPO)))
 def test_the_marked_examples_of_each_page_run(page, tmp_path):
     work = _workdir(tmp_path)

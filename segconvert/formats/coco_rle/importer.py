@@ -356,9 +356,11 @@ def detect(path: Path) -> Detection:
     if path.is_dir():
         files = sorted(p for p in path.glob("*.json") if p.name != CATEGORIES_FILE)
         found = detect(files[0]) if files else Detection(Confidence.NO)
-        if len(files) > 1 and found.what != SA1B_FILE:
-            return Detection(Confidence.NO)
-        return found
+        if len(files) <= 1 or found.what == SA1B_FILE:
+            return found
+        # not a folder of SA-1B files: name the instances JSONs in it, to pass one of them
+        names = tuple(f.name for f in files if detect(f).confidence >= Confidence.LIKELY)
+        return Detection(Confidence.LIKELY, "COCO instances JSONs", names) if names else found
     if path.suffix != ".json":
         return Detection(Confidence.NO)
     if json_root(path) == "list":
