@@ -90,9 +90,34 @@ def test_the_label_map_example_is_marked_and_changes_the_taxonomy(tmp_path):
     assert "sports ball" not in names
 
 
-def test_the_api_example_has_the_main_guard_and_runs_under_spawn():
-    (code,) = [c for lang, c in marked_blocks(DOCS / "api.md") if lang == "python"]
-    assert 'if __name__ == "__main__":' in code  # run under spawn by the test above
+def _readme_python_example() -> str:
+    (code,) = [c for lang, c in marked_blocks(README) if lang == "python"]
+    return code
+
+
+@pytest.mark.slow  # spawn workers start a fresh interpreter each
+def test_the_readme_python_example_has_the_guard_and_runs_under_spawn(tmp_path):
+    code = _readme_python_example()
+    assert 'if __name__ == "__main__":' in code
+    work = _workdir(tmp_path)
+    _run_block("python", code, work)
+    assert (work / "out" / "from-python" / "annotations.jsonl").is_file()
+
+
+def test_the_readme_python_example_without_the_guard_stops_at_once_under_spawn(tmp_path):
+    lines = _readme_python_example().splitlines()
+    guard = lines.index('if __name__ == "__main__":')
+    unguarded = "\n".join(lines[:guard] + [line[4:] for line in lines[guard + 1 :]]) + "\n"
+    work = _workdir(tmp_path)
+    script = work / "example.py"
+    script.write_text(SPAWN_PREAMBLE + unguarded)
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=work, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert "outside 'if __name__ == \"__main__\":'" in last
+    assert not (work / "out").exists()
 
 
 # ------------------------------------------------------------------ the CLI reference
