@@ -12,6 +12,7 @@ in ``__all__`` are the public API (built-in formats use nothing else).
 from __future__ import annotations
 
 from segconvert import schemas
+from segconvert.activity import report_activity
 from segconvert.coco import (
     assign_ids,
     categories_from_coco,
@@ -153,6 +154,7 @@ __all__ = [
     "reference_id_from_names",
     "reject",
     "rgb_to_id",
+    "report_activity",
     "rle_area",
     "rle_area_and_bbox",
     "safe_join",

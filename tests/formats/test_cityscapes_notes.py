@@ -60,3 +60,14 @@ def test_the_real_frame_notes_its_ignored_pixels(tmp_path):
     (note,) = report.notes
     assert note["rule"] == "ignored-class-void" and note["pixels"] > 0
     assert note["pixels"] == sum(note["classes"].values())
+
+
+def test_listing_the_frames_is_reported_as_scan_activity(tree):
+    from segconvert.activity import listening_to_activity
+    from segconvert.formats.cityscapes.importer import find_frames
+
+    seen: list[tuple[object, ...]] = []
+    with listening_to_activity(lambda *report: seen.append(report)):
+        frames = find_frames(tree)
+    assert len(frames) == 2
+    assert seen and seen[0] == ("listing", 1, None, "frames")

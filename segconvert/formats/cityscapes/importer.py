@@ -30,6 +30,7 @@ from segconvert import (
     UsageError,
     read_json,
     read_png,
+    report_activity,
     smallest_index_dtype,
 )
 
@@ -85,6 +86,7 @@ def find_frames(root: Path) -> list[FrameRef]:
         key = (split, city_of(reference_id, path.parent.name), reference_id)
         frames.setdefault(key, {})[match.group("type")] = str(path)
         kinds[key] = match.group("kind")
+        report_activity("listing", len(frames), None, "frames")
     refs = []
     for key in sorted(frames):
         split, city, reference_id = key
