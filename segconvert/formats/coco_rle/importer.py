@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -354,11 +355,14 @@ def detect(path: Path) -> Detection:
     """A COCO instances/results/LVIS JSON or SA-1B file whose first annotation has a
     ``segmentation``, or a folder of SA-1B files (streamed: only up to the first annotation)."""
     if path.is_dir():
-        files = sorted(p for p in path.glob("*.json") if p.name != CATEGORIES_FILE)
-        found = detect(files[0]) if files else Detection(Confidence.NO)
-        if len(files) <= 1 or found.what == SA1B_FILE:
+        # lazily: an SA-1B folder holds millions of files, and one of them tells
+        jsons = (p for p in path.glob("*.json") if p.name != CATEGORIES_FILE)
+        first_two = list(islice(jsons, 2))
+        found = detect(first_two[0]) if first_two else Detection(Confidence.NO)
+        if len(first_two) <= 1 or found.what == SA1B_FILE:
             return found
         # not a folder of SA-1B files: name the instances JSONs in it, to pass one of them
+        files = sorted([*first_two, *jsons])
         names = tuple(f.name for f in files if detect(f).confidence >= Confidence.LIKELY)
         return Detection(Confidence.LIKELY, "COCO instances JSONs", names) if names else found
     if path.suffix != ".json":
