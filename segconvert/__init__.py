@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from segconvert import schemas
 from segconvert.activity import report_activity
+from segconvert.api import OpenDataset, open, write
 from segconvert.coco import (
     assign_ids,
     categories_from_coco,
@@ -88,6 +89,7 @@ from segconvert.model import (
     smallest_index_dtype,
 )
 from segconvert.registry import Registry, build_registry
+from segconvert.subset import Subset
 from segconvert.validate import validate_dataset
 
 __all__ = [
@@ -107,6 +109,7 @@ __all__ = [
     "ItemError",
     "ItemRef",
     "MetaKey",
+    "OpenDataset",
     "Option",
     "OutputError",
     "PluginError",
@@ -115,6 +118,7 @@ __all__ = [
     "Sample",
     "SegconvertError",
     "Segment",
+    "Subset",
     "UnknownFormatError",
     "UsageError",
     "ValidationError",
@@ -145,6 +149,7 @@ __all__ = [
     "json_stream",
     "json_top_level_is_list",
     "map_ids",
+    "open",
     "paint",
     "placeholder_categories",
     "parse_json_line",
@@ -162,5 +167,6 @@ __all__ = [
     "segment_stats",
     "smallest_index_dtype",
     "validate_dataset",
+    "write",
     "write_png",
 ]

@@ -20,11 +20,14 @@ from segconvert.activity import listening_to_activity
 from segconvert.convert import convert
 from segconvert.descriptors import Option
 from segconvert.errors import SegconvertError
+from segconvert.inspect_commands import add_inspection_commands, subset_options
 from segconvert.manager import third_party_disabled_by_env
 from segconvert.registry import Registry, build_registry
 from segconvert.terminal import ConversionDisplay, print_summary
 from segconvert.transforms import MODES, OVERFLOW_POLICIES
 from segconvert.validate import validate_dataset
+
+"""How many planned items a dry run prints (``--json`` lists every one)."""
 
 _CLICK_TYPES: dict[str, Any] = {
     "str": str,
@@ -116,6 +119,13 @@ def _run_options(registry: Registry) -> Callable[[Any], Any]:
                     help="Label of the void Segment (default 'void'; "
                     "'background' in instance mode).",
                 ),
+                *subset_options(),
+                click.option(
+                    "--dry-run",
+                    is_flag=True,
+                    help="Scan, plan and check everything dataset-level; print what would "
+                    "be written; write nothing.",
+                ),
             ]
         ):
             command = decorator(command)
@@ -142,6 +152,11 @@ def _run_conversion(
     transform_options = {
         k: params.pop(k) for k in ("mode", "label_map", "on_overflow", "void_label")
     }
+    subset_and_plan = {
+        "limit": params.pop("limit"),
+        "items": params.pop("items_file"),
+        "dry_run": params.pop("dry_run"),
+    }
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not quiet and not as_json
     display = ConversionDisplay(source) if show_progress else None
@@ -163,6 +178,7 @@ def _run_conversion(
                 registry=registry,
                 progress=display.progress if display else None,
                 **transform_options,
+                **subset_and_plan,
             )
     except (KeyboardInterrupt, click.exceptions.Abort):
         if display:
@@ -367,6 +383,7 @@ def make_cli(registry: Registry) -> click.Group:
             click.echo(f"{checked} item(s) checked: {status}", err=bool(problems))
         sys.exit(1 if problems else 0)
 
+    add_inspection_commands(cli, registry, _click_option)
     registry.register_commands(cli)
     return cli
 

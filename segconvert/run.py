@@ -24,7 +24,7 @@ from segconvert.files import TEMPORARY_PREFIX, TEMPORARY_SUFFIX, atomic_open
 from segconvert.items import FinishedItem, ItemJob, ItemResult, ItemStatus, unique_references
 from segconvert.journal import Journal
 from segconvert.main_guard import check_main_guard
-from segconvert.model import ItemRef
+from segconvert.model import ItemRef, RejectedItem, reference_id
 from segconvert.plan import ConversionPlan
 
 ERROR_REPORT_NAME = "segconvert-errors.jsonl"
@@ -55,13 +55,18 @@ class ConversionReport:
     seconds: float = 0.0
     next_steps: list[str] = field(default_factory=list)
     """What the user should do next (the exporter's ``next_steps``), one line each."""
+    dry_run: bool = False
+    """True when nothing was written: ``planned`` lists what would have been."""
+    planned: list[str] = field(default_factory=list)
+    """Dry run: the reference ids of the items that would be written, in order."""
 
     @property
     def exit_code(self) -> int:
-        """0: every item converted; 3: some failed, the rest written; 1: nothing converted."""
+        """0: every item converted; 3: some failed, the rest written (a dry run: would be);
+        1: nothing converted."""
         if self.failed == 0:
             return 0
-        return 3 if self.converted else 1
+        return 3 if self.converted or self.planned else 1
 
     @property
     def items_per_second(self) -> float:
@@ -82,7 +87,14 @@ class ConversionReport:
             self.errors.append(result.error)
 
     def summary_line(self) -> str:
-        """The counts and the time, in one line."""
+        """The counts and the time (or, for a dry run, what would be written), in one line."""
+        if self.dry_run:
+            return (
+                f"dry run, {self.from_format} -> {self.to_format}: {len(self.planned)} item(s) "
+                f"would be written into {self.output}"
+                + (f", {self.failed} would fail" if self.failed else "")
+                + "; nothing written"
+            )
         return (
             f"{self.from_format} -> {self.to_format}: {self.converted} converted, "
             f"{self.failed} failed"
@@ -93,6 +105,8 @@ class ConversionReport:
     def summary(self) -> str:
         """One human-readable line: counts, time and where the reports are."""
         line = self.summary_line()
+        if self.dry_run:
+            return line
         if self.error_report:
             line += f"; errors in {self.error_report}"
         if self.notes_report:
@@ -118,6 +132,8 @@ class ConversionReport:
             "notes_by_rule": _count_rules(self.notes),
             "next_steps": list(self.next_steps),
             "exit_code": self.exit_code,
+            "dry_run": self.dry_run,
+            **({"planned": self.planned} if self.dry_run else {}),
         }
 
 
@@ -195,7 +211,7 @@ def run_plan(
         journal.add(done, result)
         done += 1
         if progress:
-            progress(done, dataset.size)
+            progress(done, dataset.size if plan.subset.is_everything else None)
         report.count(result)
         if fail_fast and result.status is ItemStatus.ERROR:
             error = result.error or {}
@@ -213,7 +229,7 @@ def run_plan(
                 exporter.prepare(context)
         assert dataset.loader is not None
         job = ItemJob(dataset.loader, dataset.context, exporter.write_item, context, plan.transform)
-        refs = _resumable(unique_references(dataset.items), journal)
+        refs = _resumable(unique_references(plan.subset.select(dataset.items)), journal)
         feed = RecordFeed(run_items(job, refs, jobs), on_result)
         with blame(plan.exporter_provider, exporter.name, "write_dataset"):
             report.files = list(exporter.write_dataset(feed, context) or [])
@@ -231,6 +247,23 @@ def run_plan(
             report.next_steps = list(exporter.next_steps(context))
     report.error_report = write_error_report(plan.output, report.errors)
     report.notes_report = write_jsonl_report(plan.output / NOTES_REPORT_NAME, report.notes)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def dry_run_report(plan: ConversionPlan, started: float | None = None) -> ConversionReport:
+    """What ``plan`` would write, without writing anything (``--dry-run``): the items it would
+    convert (``planned``) and those already known to fail (rejected while listing, duplicate
+    reference ids, listed but absent). The output folder is not created."""
+    started = time.perf_counter() if started is None else started
+    report = ConversionReport(plan.source, plan.output, plan.importer.name, plan.exporter.name)
+    report.dry_run = True
+    for ref in unique_references(plan.subset.select(plan.dataset.items)):
+        if isinstance(ref, RejectedItem):
+            report.failed += 1
+            report.errors.append(ref.error.to_record())
+        else:
+            report.planned.append(str(reference_id(ref)))
     report.seconds = time.perf_counter() - started
     return report
 

@@ -12,7 +12,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 
 import click
@@ -73,9 +73,12 @@ class LiveLine:
 class ConversionDisplay:
     """The scan phase, then a progress bar; both on one :class:`LiveLine`."""
 
-    def __init__(self, source: str, stream: IO[str] | None = None) -> None:
+    def __init__(
+        self, source: str, stream: IO[str] | None = None, label: str = "converting"
+    ) -> None:
         self.line = LiveLine(stream)
         self.source = source
+        self.label = label
         self.started = time.monotonic()
         self.converting = False
 
@@ -106,7 +109,7 @@ class ConversionDisplay:
         if total and rate > 0 and done < total:
             eta = f" eta {_duration((total - done) / rate)}"
         info = f" {counts} {rate:.1f} items/s{eta}"
-        label = "converting"
+        label = self.label
         room = _columns(self.line.stream) - 1 - len(label) - len(info) - 3
         if total and room >= MIN_BAR:
             filled = room * done // total
@@ -118,6 +121,17 @@ class ConversionDisplay:
     def close(self) -> None:
         """Erase the live line: the summary follows."""
         self.line.clear()
+
+
+def progress_bar(label: str) -> tuple[Callable[[int, int | None], None], Callable[[], None]]:
+    """A progress callback ``(done, total)`` drawing the bar on stderr, and its closer (for
+    commands that show only the item phase: ``info``, ``diff``, ...)."""
+    display = ConversionDisplay("", label=label)
+    return display.progress, display.close
+
+
+PLANNED_SHOWN = 20
+"""Reference ids a dry run lists before "... and N more"."""
 
 
 def group_by_rule(records: Iterable[Mapping[str, Any]]) -> list[tuple[str, int, Mapping[str, Any]]]:
@@ -139,6 +153,11 @@ def _example(record: Mapping[str, Any]) -> str:
 def summary_lines(report: ConversionReport) -> list[str]:
     """The human summary: totals, errors and notes by rule, the output, the next steps."""
     lines = [report.summary_line()]
+    if report.dry_run:
+        lines.extend(f"  would write {ref}" for ref in report.planned[:PLANNED_SHOWN])
+        if len(report.planned) > PLANNED_SHOWN:
+            more = len(report.planned) - PLANNED_SHOWN
+            lines.append(f"  ... and {more} more (--json lists all)")
     for title, records in (("failed", report.errors), ("notes", report.notes)):
         for rule, count, example in group_by_rule(records):
             lines.append(f"  {title} [{rule}] x{count}, e.g. {_example(example)}")
@@ -149,8 +168,9 @@ def summary_lines(report: ConversionReport) -> list[str]:
         lines.append(f"error report: {report.error_report}")
     if report.notes_report:
         lines.append(f"notes report: {report.notes_report}")
-    lines.append(f"output: {report.output}")
-    lines.extend(f"next: {step}" for step in report.next_steps)
+    if not report.dry_run:
+        lines.append(f"output: {report.output}")
+        lines.extend(f"next: {step}" for step in report.next_steps)
     return lines
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from segconvert.descriptors import ExportContext
-from segconvert.errors import SegconvertError, UsageError
+from segconvert.errors import SegconvertError
 from segconvert.executors import run_items
 from segconvert.items import ItemJob, ItemStatus, unique_references
 from segconvert.model import Sample
-from segconvert.plan import check_exclusions
+from segconvert.plan import format_options
 from segconvert.registry import Registry, build_registry
 
 
@@ -55,14 +55,7 @@ def validate_dataset(
         registry.check_kind(importer, source)
     else:
         importer = registry.detect(source)
-    given = {k.replace("-", "_"): v for k, v in (options or {}).items() if v is not None}
-    known = {o.key: o for o in importer.options}
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        names = ", ".join("--" + k.replace("_", "-") for k in unknown)
-        raise UsageError(f"option(s) {names} not accepted by importer {importer.name!r}")
-    check_exclusions(importer.options, given)
-    import_options: dict[str, Any] = {key: given.get(key, o.default) for key, o in known.items()}
+    import_options: dict[str, Any] = format_options(importer, options)
     import_options["strict"] = True
     problems: list[dict[str, Any]] = []
     if importer.check_documents:

@@ -70,4 +70,4 @@ def test_listing_the_frames_is_reported_as_scan_activity(tree):
     with listening_to_activity(lambda *report: seen.append(report)):
         frames = find_frames(tree)
     assert len(frames) == 2
-    assert seen and seen[0] == ("listing", 1, None, "frames")
+    assert seen and seen[0] == ("listing", 1, None, "files")
