@@ -23,7 +23,8 @@ MIN_BAR = 10
 """Narrowest bar worth drawing; on a narrower terminal only the counts are shown."""
 
 
-def _columns(stream: IO[str]) -> int:
+def _columns() -> int:
+    """The terminal's width (``COLUMNS`` first; 80 when unknown)."""
     return shutil.get_terminal_size((80, 24)).columns
 
 
@@ -57,7 +58,7 @@ class LiveLine:
         if not force and now - self._last < self.min_interval:
             return
         self._last = now
-        width = max(_columns(self.stream) - 1, 1)  # the last column would wrap on some terminals
+        width = max(_columns() - 1, 1)  # the last column would wrap on some terminals
         self.stream.write("\r" + text[:width] + "\x1b[K")
         self.stream.flush()
         self._shown = True
@@ -110,7 +111,7 @@ class ConversionDisplay:
             eta = f" eta {_duration((total - done) / rate)}"
         info = f" {counts} {rate:.1f} items/s{eta}"
         label = self.label
-        room = _columns(self.line.stream) - 1 - len(label) - len(info) - 3
+        room = _columns() - 1 - len(label) - len(info) - 3
         if total and room >= MIN_BAR:
             filled = room * done // total
             bar = " [" + "#" * filled + "-" * (room - filled) + "]"
