@@ -186,6 +186,7 @@ def run_plan(
     fail_fast: bool = False,
     progress: Progress | None = None,
     started: float | None = None,
+    start_method: str | None = None,
 ) -> ConversionReport:
     """Run every item of ``plan``, write the aggregate files and the reports.
 
@@ -195,6 +196,7 @@ def run_plan(
         progress: called after every item with ``(items done, total or None)``.
         started: the ``time.perf_counter()`` the conversion began at (default: now), so the
             report's time includes planning.
+        start_method: how worker processes start (see :func:`segconvert.executors.run_items`).
     """
     started = time.perf_counter() if started is None else started
     exporter, context, dataset = plan.exporter, plan.context, plan.dataset
@@ -230,7 +232,7 @@ def run_plan(
         assert dataset.loader is not None
         job = ItemJob(dataset.loader, dataset.context, exporter.write_item, context, plan.transform)
         refs = _resumable(unique_references(plan.subset.select(dataset.items)), journal)
-        feed = RecordFeed(run_items(job, refs, jobs), on_result)
+        feed = RecordFeed(run_items(job, refs, jobs, start_method), on_result)
         with blame(plan.exporter_provider, exporter.name, "write_dataset"):
             report.files = list(exporter.write_dataset(feed, context) or [])
         if not feed.exhausted:

@@ -1,7 +1,8 @@
 """``segconvert validate``: run an importer's checks over an existing dataset and list problems.
 
 Document-level checks (schemas of the aggregate files) come from the importer's
-``check_documents``; every item is then loaded in strict mode, which applies the checks a
+``check_documents``; every item is then loaded in strict mode when the importer declares
+it (lists :data:`~segconvert.descriptors.STRICT` among its options), which applies the checks a
 schema cannot express (PNG mode and size, ids in the PNG = ids in the JSON, unique indices,
 every pixel value listed, stored area/bbox = pixels).
 """
@@ -13,7 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from segconvert.descriptors import ExportContext
+from segconvert.blame import blame
+from segconvert.descriptors import STRICT, ExportContext
 from segconvert.errors import SegconvertError
 from segconvert.executors import run_items
 from segconvert.items import ItemJob, ItemStatus, unique_references
@@ -55,16 +57,22 @@ def validate_dataset(
         registry.check_kind(importer, source)
     else:
         importer = registry.detect(source)
+    provider = registry.describe_importer_provider(importer.name)
     import_options: dict[str, Any] = format_options(importer, options)
-    import_options["strict"] = True
+    if importer.reads_strictly:
+        import_options[STRICT.key] = True
     problems: list[dict[str, Any]] = []
     if importer.check_documents:
         try:
-            problems.extend(e.to_record() for e in importer.check_documents(source, import_options))
-        except SegconvertError as exc:
+            with blame(provider, importer.name, "check_documents"):
+                problems.extend(
+                    e.to_record() for e in importer.check_documents(source, import_options)
+                )
+        except SegconvertError as exc:  # a plugin's fault too: one line naming it
             problems.append(_unreadable(exc))
     try:
-        dataset = importer.open(source, import_options)
+        with blame(provider, importer.name, "scan"):
+            dataset = importer.open(source, import_options)
     except SegconvertError as exc:
         problems.append(_unreadable(exc))
         return 0, problems
