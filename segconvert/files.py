@@ -7,6 +7,7 @@ must stay inside the dataset folder.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -17,12 +18,26 @@ from typing import IO, Any
 
 import ijson
 
+from segconvert.activity import ReportingReader
 from segconvert.errors import InputError, ItemError
 
 TEMPORARY_PREFIX = ".segconvert-tmp."
 TEMPORARY_SUFFIX = ".tmp"
 """Temporary files are ``.segconvert-tmp.<name>.<random>.tmp`` next to their final name; a
 killed run may leave some, which the next run into the folder removes."""
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once (setting it back at once: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: ``0o666`` less the umask."""
+    return 0o666 & ~_umask()
 
 
 @contextmanager
@@ -34,6 +49,7 @@ def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> 
     )
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, new_file_mode())  # mkstemp makes 0600; outputs follow the user's umask
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
         os.replace(tmp, path)
@@ -105,6 +121,23 @@ def parse_json_line(line: str, path: Path, lineno: int) -> Any:
         ) from None
 
 
+def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for every non-blank line of a JSON-lines file.
+
+    A malformed line does not stop the reading: its value is the :class:`InputError` naming
+    file, line and column, so a caller can report every bad line (``validate``) or reject
+    just that item, and still read the good ones.
+    """
+    with path.open(encoding="utf-8", errors="strict") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, parse_json_line(line, path, lineno)
+            except InputError as exc:
+                yield lineno, exc
+
+
 _INFINITY = float("inf")
 
 
@@ -140,6 +173,11 @@ def _json_error(path: Path, exc: Exception) -> InputError:
     return InputError(f"{path}: invalid JSON ({exc})", file=str(path))
 
 
+def _reporting(handle: IO[bytes], path: Path) -> ReportingReader:
+    """``handle`` telling the activity listener how far it has read ``path``."""
+    return ReportingReader(handle, f"reading {path.name}", os.fstat(handle.fileno()).st_size)
+
+
 def json_sections(path: Path, keys: Iterable[str]) -> dict[str, Any]:
     """The top-level ``keys`` of a large JSON object that are present, parsed without loading
     the rest (ijson, one streaming pass per key). Each pass reads the whole file, so a syntax
@@ -148,7 +186,8 @@ def json_sections(path: Path, keys: Iterable[str]) -> dict[str, Any]:
     try:
         for key in keys:
             with path.open("rb") as handle:
-                for value in ijson.items(handle, key, use_float=True):
+                reader = _reporting(handle, path)
+                for value in ijson.items(reader, key, use_float=True):
                     sections[key] = value
     except FileNotFoundError:
         raise InputError(f"{path}: no such file", file=str(path)) from None
@@ -161,7 +200,7 @@ def json_stream(path: Path, prefix: str) -> Iterator[Any]:
     """The items under ``prefix`` (e.g. ``"annotations.item"``), one at a time."""
     try:
         with path.open("rb") as handle:
-            yield from ijson.items(handle, prefix, use_float=True)
+            yield from ijson.items(_reporting(handle, path), prefix, use_float=True)
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         raise _json_error(path, exc) from None
 
