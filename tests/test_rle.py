@@ -14,6 +14,7 @@ from segconvert.rle import (
     encode_runs,
     intervals_by_value,
     intervals_of,
+    paint,
     runs_of,
     symmetric_difference,
 )
@@ -91,3 +92,37 @@ def test_symmetric_difference_cuts_a_part_out_and_joins_disjoint_parts():
     assert cut[0].tolist() == [0, 4, 12] and cut[1].tolist() == [2, 8, 20]
     joined = symmetric_difference(cut, part)
     assert joined[0].tolist() == whole[0].tolist() and joined[1].tolist() == whole[1].tolist()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_painting_by_segments_is_painting_pixel_by_pixel_and_its_runs_are_the_masks(seed):
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in rng.integers(1, 40, 2))
+    total = height * width
+    instances = []
+    for k in range(int(rng.integers(0, 12))):
+        binary = np.zeros((height, width), dtype=np.uint8)
+        if k % 4 != 3:  # every fourth instance is empty
+            y0, x0 = int(rng.integers(0, height)), int(rng.integers(0, width))
+            y1, x1 = int(rng.integers(y0, height)) + 1, int(rng.integers(x0, width)) + 1
+            binary[y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) < 0.7
+        instances.append(
+            intervals_of(decode_counts(mask_utils.encode(np.asfortranarray(binary))["counts"]))
+        )
+    order = [int(i) for i in rng.permutation(len(instances))]
+    expected = np.zeros(total, dtype=np.uint8)
+    for position in order:
+        for start, end in zip(*instances[position], strict=True):
+            expected[start:end] = position + 1
+    flat, values, starts, ends = paint(instances, order, total, np.uint8)
+    assert flat.dtype == np.uint8
+    np.testing.assert_array_equal(flat, expected)
+    changes = np.flatnonzero(expected[1:] != expected[:-1]) + 1
+    np.testing.assert_array_equal(starts, np.concatenate(([0], changes)))
+    np.testing.assert_array_equal(ends, np.concatenate((changes, [total])))
+    np.testing.assert_array_equal(values, expected[starts])
+
+
+def test_painting_nothing_into_nothing():
+    flat, values, starts, ends = paint([], [], 0, np.uint8)
+    assert flat.size == values.size == starts.size == ends.size == 0

@@ -1,11 +1,12 @@
 """Flatten overlapping instances into one index mask by an explicit rule, losing nothing.
 
 Each instance arrives as the foreground intervals of its RLE (see :mod:`segconvert.rle`).
-Instances are painted in the rule's order, interval by interval, straight into a
-column-major index mask (no H x W bitmap per instance). One pass over the result then gives
-every instance's visible pixels; what an instance has under others (its hidden part) is the
-difference of its intervals and its visible ones, kept as a compressed RLE string so the way
-back can restore the full instance.
+Instances are painted in the rule's order straight into a column-major index mask (no H x W
+bitmap per instance, no Python loop over intervals: see :func:`segconvert.rle.paint`), which
+also gives the result's runs, hence every instance's visible pixels, without scanning the
+mask. What an instance has under others (its hidden part) is the difference of its intervals
+and its visible ones, kept as a compressed RLE string so the way back can restore the full
+instance.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from segconvert import Intervals, area_of, encode_runs, intervals_by_value, runs_of
+from segconvert import Intervals, area_of, encode_runs, runs_of
 from segconvert import symmetric_difference as interval_xor
+from segconvert.rle import group_runs, paint
 
 RULES = ("smaller-on-top", "later-on-top", "score", "error")
 """``--overlap`` choices: the smaller instance wins (default), the later one in the file wins,
@@ -73,13 +75,9 @@ def flatten(
     height, width = shape
     count = len(instances)
     areas = [area_of(i) for i in instances]
-    flat = np.zeros(height * width, dtype=dtype)
-    for position in draw_order(rule, areas, scores):
-        value = position + 1
-        starts, ends = instances[position]
-        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-            flat[start:end] = value
-    counts, visible_intervals = intervals_by_value(flat, count + 1)
+    order = draw_order(rule, areas, scores)
+    flat, values, starts, ends = paint(instances, order, height * width, dtype)
+    counts, visible_intervals = group_runs(values, starts, ends, count + 1)
     visible = counts[1:].tolist()
     if rule == "error":
         for position, (area, shown) in enumerate(zip(areas, visible, strict=True)):
