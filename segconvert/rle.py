@@ -12,6 +12,7 @@ The compressed string form follows ``rleFrString`` / ``rleToString`` of cocoapi'
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -182,15 +183,49 @@ def group_runs(
     return areas[:count], each()
 
 
+@dataclass(frozen=True)
+class Painted:
+    """What :func:`paint` made: the flat mask, its maximal runs, and what each instance lost.
+
+    ``edges`` cut the pixel range into elementary segments (no painted interval starts or ends
+    inside one); ``top[k]`` is segment ``k``'s value; ``covered[i]`` lists the segments
+    instance ``i`` covers.
+    """
+
+    flat: npt.NDArray[Any]
+    values: npt.NDArray[Any]
+    starts: npt.NDArray[np.int64]
+    ends: npt.NDArray[np.int64]
+    edges: npt.NDArray[np.int64]
+    top: npt.NDArray[Any]
+    covered: list[npt.NDArray[np.int64] | None]
+
+    def hidden(self, position: int) -> Intervals:
+        """Instance ``position``'s pixels under others, as maximal intervals (a gather over the
+        segments it covers, no pass over its pixels)."""
+        covered = self.covered[position]
+        if covered is None:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty
+        lost = covered[self.top[covered] != position + 1]
+        starts, ends = self.edges[lost], self.edges[lost + 1]
+        if starts.size > 1:  # neighbouring segments join
+            joined = starts[1:] == ends[:-1]
+            if joined.any():
+                starts = starts[np.concatenate(([True], ~joined))]
+                ends = ends[np.concatenate((~joined, [True]))]
+        return starts, ends
+
+
 def paint(
     instances: Sequence[Intervals],
     order: Iterable[int],
     total: int,
     dtype: type[np.unsignedinteger[Any]],
-) -> tuple[npt.NDArray[Any], npt.NDArray[Any], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+) -> Painted:
     """Paint ``instances[i]`` with value ``i + 1`` in ``order`` (the last painted on top) into a
-    flat mask of ``total`` pixels; also return the result's maximal runs ``(values, starts,
-    ends)`` without scanning the pixels.
+    flat mask of ``total`` pixels; also give the result's maximal runs and each instance's
+    hidden part without scanning the pixels.
 
     Every interval boundary of every instance cuts the pixel range into elementary segments
     that no painted interval starts or ends inside, so each segment takes one value: the
@@ -207,9 +242,10 @@ def paint(
     distinct = np.empty(points.size, dtype=bool)
     distinct[0] = True
     np.not_equal(points[1:], points[:-1], out=distinct[1:])
-    bounds = points[distinct]  # 0, ..., total: the segments' edges
-    segment_starts = bounds[:-1]
+    edges = points[distinct]  # 0, ..., total: the segments' edges
+    segment_starts = edges[:-1]
     top = np.zeros(segment_starts.size, dtype=dtype)
+    covered: list[npt.NDArray[np.int64] | None] = [None] * len(instances)
     for position in order:
         starts, ends = instances[position]
         if starts.size == 0:
@@ -220,11 +256,13 @@ def paint(
         step = np.ones(int(heads[-1]), dtype=np.int64)  # consecutive segment indices ...
         step[0] = first[0]
         step[heads[:-1]] = first[1:] - stop[:-1] + 1  # ... jumping to each interval's first
-        top[np.cumsum(step)] = position + 1
-    flat = np.repeat(top, np.diff(bounds))
+        segments = np.cumsum(step)
+        top[segments] = position + 1
+        covered[position] = segments
+    flat = np.repeat(top, np.diff(edges))
     if top.size == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return flat, top, empty, empty
+        return Painted(flat, top, empty, empty, edges, top, covered)
     change = np.empty(top.size, dtype=bool)
     change[0] = True
     np.not_equal(top[1:], top[:-1], out=change[1:])
@@ -232,7 +270,7 @@ def paint(
     run_ends = np.empty_like(run_starts)
     run_ends[:-1] = run_starts[1:]
     run_ends[-1] = total
-    return flat, top[change], run_starts, run_ends
+    return Painted(flat, top[change], run_starts, run_ends, edges, top, covered)
 
 
 def column_major(mask: npt.NDArray[Any]) -> npt.NDArray[Any]:

@@ -114,15 +114,29 @@ def test_painting_by_segments_is_painting_pixel_by_pixel_and_its_runs_are_the_ma
     for position in order:
         for start, end in zip(*instances[position], strict=True):
             expected[start:end] = position + 1
-    flat, values, starts, ends = paint(instances, order, total, np.uint8)
+    painted = paint(instances, order, total, np.uint8)
+    flat, values, starts, ends = painted.flat, painted.values, painted.starts, painted.ends
     assert flat.dtype == np.uint8
     np.testing.assert_array_equal(flat, expected)
     changes = np.flatnonzero(expected[1:] != expected[:-1]) + 1
     np.testing.assert_array_equal(starts, np.concatenate(([0], changes)))
     np.testing.assert_array_equal(ends, np.concatenate((changes, [total])))
     np.testing.assert_array_equal(values, expected[starts])
+    for position, intervals in enumerate(instances):  # hidden: the instance's pixels not shown
+        mine = np.zeros(total, dtype=bool)
+        for start, end in zip(*intervals, strict=True):
+            mine[start:end] = True
+        lost_starts, lost_ends = intervals_of(runs_of_mask(mine & (expected != position + 1)))
+        hidden_starts, hidden_ends = painted.hidden(position)  # maximal intervals
+        np.testing.assert_array_equal(hidden_starts, lost_starts)
+        np.testing.assert_array_equal(hidden_ends, lost_ends)
+
+
+def runs_of_mask(flat):
+    counts = mask_utils.encode(np.asfortranarray(flat.reshape(-1, 1).astype(np.uint8)))["counts"]
+    return decode_counts(counts)
 
 
 def test_painting_nothing_into_nothing():
-    flat, values, starts, ends = paint([], [], 0, np.uint8)
-    assert flat.size == values.size == starts.size == ends.size == 0
+    painted = paint([], [], 0, np.uint8)
+    assert painted.flat.size == painted.values.size == painted.starts.size == 0

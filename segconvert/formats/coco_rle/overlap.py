@@ -4,9 +4,9 @@ Each instance arrives as the foreground intervals of its RLE (see :mod:`segconve
 Instances are painted in the rule's order straight into a column-major index mask (no H x W
 bitmap per instance, no Python loop over intervals: see :func:`segconvert.rle.paint`), which
 also gives the result's runs, hence every instance's visible pixels, without scanning the
-mask. What an instance has under others (its hidden part) is the difference of its intervals
-and its visible ones, kept as a compressed RLE string so the way back can restore the full
-instance.
+mask. What an instance has under others (its hidden part) comes from the same painting (the
+segments it covers that another took), kept as a compressed RLE string so the way back can
+restore the full instance.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from segconvert import Intervals, area_of, encode_runs, runs_of
-from segconvert import symmetric_difference as interval_xor
-from segconvert.rle import group_runs, paint
+from segconvert.rle import paint
 
 RULES = ("smaller-on-top", "later-on-top", "score", "error")
 """``--overlap`` choices: the smaller instance wins (default), the later one in the file wins,
@@ -75,18 +74,22 @@ def flatten(
     height, width = shape
     count = len(instances)
     areas = [area_of(i) for i in instances]
-    order = draw_order(rule, areas, scores)
-    flat, values, starts, ends = paint(instances, order, height * width, dtype)
-    counts, visible_intervals = group_runs(values, starts, ends, count + 1)
-    visible = counts[1:].tolist()
+    painted = paint(instances, draw_order(rule, areas, scores), height * width, dtype)
+    shown = np.bincount(
+        painted.values.astype(np.intp, copy=False),
+        weights=painted.ends - painted.starts,
+        minlength=count + 1,
+    )
+    visible = shown[1 : count + 1].astype(np.int64).tolist()
     if rule == "error":
-        for position, (area, shown) in enumerate(zip(areas, visible, strict=True)):
-            if area > shown:
+        for position, (area, kept) in enumerate(zip(areas, visible, strict=True)):
+            if area > kept:
                 raise ValueError(f"instance {position + 1} overlaps another (--overlap error)")
     hidden: list[str | None] = [None] * count
-    next(visible_intervals)  # value 0: the uncovered pixels
-    for position, shown_intervals in enumerate(visible_intervals):
-        if keep_hidden and areas[position] > visible[position]:
-            part = interval_xor(instances[position], shown_intervals)
-            hidden[position] = encode_runs(runs_of(part, flat.size), height, width)
+    if keep_hidden:
+        for position, (area, kept) in enumerate(zip(areas, visible, strict=True)):
+            if area > kept:
+                part = painted.hidden(position)
+                hidden[position] = encode_runs(runs_of(part, height * width), height, width)
+    flat = painted.flat
     return Flattened(flat.reshape(width, height).T, areas, visible, hidden)
