@@ -8,44 +8,37 @@ must stay inside the dataset folder.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 
 import ijson
 
 from segconvert.errors import InputError, ItemError
+from segconvert.storage import (
+    TEMPORARY_PREFIX,
+    TEMPORARY_SUFFIX,
+    atomic_open,
+    atomic_write_bytes,
+    is_remote,
+    open_input,
+)
 
-TEMPORARY_PREFIX = ".segconvert-tmp."
-TEMPORARY_SUFFIX = ".tmp"
-"""Temporary files are ``.segconvert-tmp.<name>.<random>.tmp`` next to their final name; a
-killed run may leave some, which the next run into the folder removes."""
-
-
-@contextmanager
-def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path``; rename it onto ``path`` only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f"{TEMPORARY_PREFIX}{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent
-    )
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_open(path, "wb") as handle:
-        handle.write(data)
+__all__ = [
+    "TEMPORARY_PREFIX",
+    "TEMPORARY_SUFFIX",
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "json_native",
+    "json_sections",
+    "json_stream",
+    "json_top_level_is_list",
+    "parse_json_line",
+    "read_head",
+    "read_json",
+    "safe_join",
+]
 
 
 def atomic_write_json(path: Path, document: Any, *, indent: int | None = None) -> None:
@@ -67,6 +60,8 @@ def safe_join(root: Path, relative: str, *, item: str | None = None) -> Path:
             f"file name {relative!r} leaves the dataset folder", rule="unsafe-path", item=item
         )
     candidate = root.joinpath(*pure.parts)
+    if is_remote(root):  # object stores have no symlinks
+        return candidate
     resolved_root = root.resolve()
     resolved = candidate.resolve()
     if resolved != resolved_root and resolved_root not in resolved.parents:
@@ -81,10 +76,8 @@ def safe_join(root: Path, relative: str, *, item: str | None = None) -> Path:
 def read_json(path: Path) -> Any:
     """Parse a JSON file; malformed JSON raises :class:`InputError` naming file, line and column."""
     try:
-        with path.open("rb") as handle:
+        with open_input(path) as handle:
             return json.load(handle)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file", file=str(path)) from None
     except json.JSONDecodeError as exc:
         raise InputError(
             f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
@@ -137,11 +130,9 @@ def json_sections(path: Path, keys: Iterable[str]) -> dict[str, Any]:
     sections: dict[str, Any] = {}
     try:
         for key in keys:
-            with path.open("rb") as handle:
+            with open_input(path) as handle:
                 for value in ijson.items(handle, key, use_float=True):
                     sections[key] = value
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file", file=str(path)) from None
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         raise _json_error(path, exc) from None
     return sections
@@ -150,7 +141,7 @@ def json_sections(path: Path, keys: Iterable[str]) -> dict[str, Any]:
 def json_stream(path: Path, prefix: str) -> Iterator[Any]:
     """The items under ``prefix`` (e.g. ``"annotations.item"``), one at a time."""
     try:
-        with path.open("rb") as handle:
+        with open_input(path) as handle:
             yield from ijson.items(handle, prefix, use_float=True)
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         raise _json_error(path, exc) from None
@@ -158,7 +149,7 @@ def json_stream(path: Path, prefix: str) -> Iterator[Any]:
 
 def read_head(path: Path, size: int = 1 << 20) -> bytes:
     """The first ``size`` bytes of ``path`` (format detection looks there)."""
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
         return handle.read(size)
 
 

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from segconvert.errors import ItemError
-from segconvert.files import atomic_write_bytes
+from segconvert.storage import atomic_write_bytes, open_input
 
 MAX_IMAGE_PIXELS = 1 << 27
 """Largest mask (width x height) segconvert will decode: 134,217,728 pixels (e.g. 16384 x 8192),
@@ -64,6 +64,64 @@ def png_header(data: bytes) -> tuple[int, int, int, int] | None:
     return width, height, colour, depth
 
 
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_DROPPED_CHUNKS = {b"tRNS"}
+"""Chunks left out before decoding: transparency is no part of an id map (a grayscale PNG with
+tRNS would otherwise decode with an alpha channel)."""
+ANCILLARY_ALLOWANCE = 16 << 20
+"""Bytes of chunks beyond what the header's pixels can need (text, ICC profiles) a PNG may hold."""
+
+
+def png_byte_bound(width: int, height: int, colour: int, depth: int) -> int:
+    """Most bytes a valid PNG of this header needs: every row stored uncompressed, deflate's
+    worst case (5 bytes per 16 KiB block), a 12-byte chunk per 1 KiB, and the ancillary
+    allowance."""
+    raw = height * (1 + (width * _CHANNELS.get(colour, 4) * depth + 7) // 8)
+    return raw + raw // 1024 * 12 + raw // 16384 * 5 + ANCILLARY_ALLOWANCE
+
+
+def read_png_stream(handle: Any, path: Path, *, item: str | None = None) -> bytes:
+    """A PNG's bytes from an open file, header first: the size is checked against
+    :data:`MAX_IMAGE_PIXELS` before anything else is read, then chunks are read one by one up
+    to ``IEND`` (trailing bytes are never read) and at most :func:`png_byte_bound` bytes."""
+    file = str(path)
+    head = handle.read(33)
+    header = png_header(head)
+    if header is None:
+        raise ItemError(f"{path}: not a PNG file", rule="png-unreadable", item=item, file=file)
+    width, height, colour, depth = header
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ItemError(
+            f"{path}: {width}x{height} exceeds the limit of {MAX_IMAGE_PIXELS} pixels",
+            rule="png-too-large",
+            item=item,
+            file=file,
+        )
+    bound = png_byte_bound(width, height, colour, depth)
+    parts = [head]
+    total = len(head)
+    while True:
+        chunk_head = handle.read(8)
+        if len(chunk_head) < 8:
+            break  # truncated: the decoder says so
+        length, kind = struct.unpack(">I4s", chunk_head)
+        total += 12 + length
+        if total > bound:
+            raise ItemError(
+                f"{path}: more data than a {width}x{height} PNG can hold",
+                rule="png-unreadable",
+                item=item,
+                file=file,
+            )
+        body = handle.read(length + 4)
+        if kind not in _DROPPED_CHUNKS:
+            parts.append(chunk_head)
+            parts.append(body)
+        if kind == b"IEND" or len(body) < length + 4:
+            break
+    return b"".join(parts)
+
+
 def read_png(path: Path, kind: str, *, item: str | None = None) -> npt.NDArray[Any]:
     """Decode a PNG mask, insisting on its kind.
 
@@ -79,23 +137,9 @@ def read_png(path: Path, kind: str, *, item: str | None = None) -> npt.NDArray[A
         ItemError: ``png-missing``, ``png-unreadable``, ``png-too-large`` or ``png-mode``.
     """
     file = str(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ItemError(f"{path}: no such file", rule="png-missing", item=item, file=file) from None
-    except IsADirectoryError:
-        raise ItemError(f"{path}: is a folder", rule="png-missing", item=item, file=file) from None
-    header = png_header(data)
-    if header is None:
-        raise ItemError(f"{path}: not a PNG file", rule="png-unreadable", item=item, file=file)
-    width, height, colour, depth = header
-    if width * height > MAX_IMAGE_PIXELS:
-        raise ItemError(
-            f"{path}: {width}x{height} exceeds the limit of {MAX_IMAGE_PIXELS} pixels",
-            rule="png-too-large",
-            item=item,
-            file=file,
-        )
+    with open_input(path, item=item, rule="png-missing") as handle:
+        data = read_png_stream(handle, path, item=item)
+    width, height, colour, depth = png_header(data) or (0, 0, 0, 0)
     accepted, description = _KINDS[kind]
     if (colour, depth) not in accepted:
         mode = _PNG_MODES.get((colour, depth), f"colour type {colour}, {depth}-bit")
