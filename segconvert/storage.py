@@ -1,4 +1,4 @@
-"""Every file the host or a plugin touches: local paths and fsspec URLs, read safely, written atomically.
+"""Every file the host or a plugin touches: local paths and fsspec URLs, read and written safely.
 
 A *location* is a :class:`pathlib.Path` for a local file and a :class:`upath.UPath` (the pathlib
 API over fsspec, kept by the fsspec project) for a URL such as ``s3://bucket/out``, ``gs://``,
@@ -26,7 +26,7 @@ import stat
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, cast
@@ -116,7 +116,7 @@ def location(
         path.fs  # noqa: B018 - instantiating the filesystem imports its driver
     except ImportError as exc:
         extra = EXTRAS.get(scheme)
-        hint = f'pip install "segconvert[{extra}]"' if extra else f"install the fsspec driver ({exc})"
+        hint = f'pip install "segconvert[{extra}]"' if extra else f"install its driver ({exc})"
         raise UsageError(f"{text}: no driver for {scheme}:// URLs is installed; {hint}") from None
     except (ValueError, TypeError) as exc:
         raise UsageError(f"{text}: cannot use this URL ({exc})") from None
@@ -425,10 +425,8 @@ def _remote_atomic_open(path: Path, mode: str, encoding: str | None) -> Iterator
 
 
 def _unlink_quietly(name: str) -> None:
-    try:
+    with suppress(OSError):
         os.unlink(name)
-    except OSError:
-        pass
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
