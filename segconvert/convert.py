@@ -14,7 +14,6 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -23,13 +22,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from segconvert import schemas
+from segconvert import schemas, storage
 from segconvert.descriptors import ExportContext, Exporter, Importer, Option
 from segconvert.errors import ItemError, OutputError, UsageError
-from segconvert.files import TEMPORARY_PREFIX, TEMPORARY_SUFFIX, atomic_open
-from segconvert.journal import JOURNAL_NAME, Journal
+from segconvert.journal import Finished, Journal, check_resumed, has_journal
 from segconvert.model import Dataset, ItemRef, RejectedItem, Sample
+from segconvert.ownership import check_containment, take_ownership
 from segconvert.registry import Registry, build_registry
+from segconvert.storage import OutputGuard, atomic_open
 from segconvert.transforms import LabelMap, SkipItem, Transform
 
 ERROR_REPORT_NAME = "segconvert-errors.jsonl"
@@ -138,30 +138,6 @@ def _with_defaults(known: Mapping[str, Option], given: Mapping[str, Any]) -> dic
     return values
 
 
-def check_output(output: Path, source: Path, overwrite: bool, resume: bool = False) -> None:
-    """Refuse a non-empty output folder (unless ``overwrite``, or ``resume`` with a journal)
-    or one that is the source."""
-    if output.exists() and not output.is_dir():
-        raise OutputError(f"output {output} exists and is not a folder")
-    resolved = output.resolve()
-    source_dir = source.resolve() if source.is_dir() else source.resolve().parent
-    if resolved == source_dir:
-        raise OutputError(f"output {output} is the source folder; choose another")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        if resume and (output / JOURNAL_NAME).is_file():
-            return
-        hint = " (and has no interrupted conversion to resume)" if resume else ""
-        raise OutputError(
-            f"output folder {output} is not empty{hint}; pass --overwrite to write into it"
-        )
-
-
-def remove_stale_temporaries(output: Path) -> None:
-    """Delete temporary files a killed run of ours left behind (only names we make)."""
-    for path in output.rglob(f"{TEMPORARY_PREFIX}*{TEMPORARY_SUFFIX}"):
-        path.unlink(missing_ok=True)
-
-
 # ---------------------------------------------------------------- per-item work
 
 
@@ -174,10 +150,15 @@ class ItemJob:
     write_item: Callable[[Sample, ExportContext], Any]
     export_context: ExportContext
     transform: Transform = Transform()
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    guard: OutputGuard | None = None
 
     def run(self, ref: ItemRef) -> tuple[str, Any, list[dict[str, Any]]]:
         """``("ok", record, notes)``, ``("error", error record, [])`` or
         ``("skipped", None, [note])`` for one item."""
+        if storage.current_guard() is not self.guard:  # once per worker process
+            storage.configure(self.storage_options)
+            storage.guard_output(self.guard)
         if isinstance(ref, FinishedItem):
             return ref.result
         if isinstance(ref, RejectedItem):
@@ -192,7 +173,13 @@ class ItemJob:
         except SkipItem as skip:
             return SKIPPED, None, [{"item": getattr(ref, "reference_id", None), **skip.note}]
         except ItemError as exc:
+            if exc.item is None:
+                exc.item = getattr(ref, "reference_id", None)
             return ERROR, exc.to_record(), []
+        except OutputError:
+            raise  # the output cannot be written (full disk, read-only): the run stops
+        except OSError as exc:
+            raise OutputError(storage.describe_os_error(exc)) from None
         except Exception as exc:  # a bug in one item must not kill the other 100k
             item = getattr(ref, "reference_id", None)
             message = f"internal error: {type(exc).__name__}: {exc}"
@@ -309,18 +296,21 @@ def convert(
     label_map: str | os.PathLike[str] | LabelMap | None = None,
     on_overflow: str = "error",
     void_label: str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> ConversionReport:
     """Convert the dataset at ``source`` into ``output`` as ``to_format``.
 
     Args:
-        source: a file or folder the importer understands.
-        output: the folder to write; must be empty unless ``overwrite``.
+        source: a file or folder the importer understands: a local path or an fsspec URL
+            (``s3://bucket/coco/panoptic.json``, ``gs://``, ``az://``, ``memory://``).
+        output: the folder to write (local or a URL); must be empty unless ``overwrite``.
         to_format: exporter name, e.g. ``"nucleus"``.
         from_format: importer name; detected from ``source`` when omitted.
         options: format options by name (``{"mask_url_prefix": "s3://b/masks/"}``).
         jobs: worker processes; ``None`` uses every core, ``1`` runs in-process.
         fail_fast: raise the first item error instead of recording it and going on.
-        overwrite: write into a non-empty output folder (files segconvert did not write stay).
+        overwrite: write into a non-empty output folder: files an earlier segconvert run wrote
+            there are replaced or removed, files segconvert did not write are never touched.
         resume: continue an interrupted conversion into ``output`` (same source and options),
             reusing the items it finished; the result equals an uninterrupted run.
         registry: the formats to use; by default built-ins plus installed plugins.
@@ -332,6 +322,8 @@ def convert(
             has more segments than the target holds (Nucleus: 256).
         void_label: label of the void Segment (default ``"void"``; ``"background"`` in
             instance mode).
+        storage_options: fsspec options for URL sources and outputs (``endpoint_url``,
+            ``key``, ``anon``...), on top of what the environment and fsspec's config give.
 
     Returns:
         A :class:`ConversionReport`; its ``exit_code`` says whether every item made it.
@@ -340,7 +332,57 @@ def convert(
         SegconvertError: when nothing can be done (unknown format, unreadable input, ...).
     """
     started = time.perf_counter()
-    source_path, output_path = Path(source), Path(output)
+    options_for_storage = dict(storage_options or {})
+    previous_options = storage.current_options()
+    storage.configure(options_for_storage)
+    try:
+        return _convert(
+            source,
+            output,
+            to_format=to_format,
+            from_format=from_format,
+            options=options,
+            jobs=jobs,
+            fail_fast=fail_fast,
+            overwrite=overwrite,
+            resume=resume,
+            registry=registry,
+            progress=progress,
+            mode=mode,
+            label_map=label_map,
+            on_overflow=on_overflow,
+            void_label=void_label,
+            storage_options=options_for_storage,
+            started=started,
+        )
+    except OSError as exc:
+        raise OutputError(storage.describe_os_error(exc, "cannot use")) from None
+    finally:
+        storage.guard_output(None)
+        storage.configure(previous_options)
+
+
+def _convert(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    to_format: str,
+    from_format: str | None,
+    options: Mapping[str, Any] | None,
+    jobs: int | None,
+    fail_fast: bool,
+    overwrite: bool,
+    resume: bool,
+    registry: Registry | None,
+    progress: Callable[[int, int | None], None] | None,
+    mode: str,
+    label_map: str | os.PathLike[str] | LabelMap | None,
+    on_overflow: str,
+    void_label: str | None,
+    storage_options: dict[str, Any],
+    started: float,
+) -> ConversionReport:
+    source_path, output_path = storage.location(source), storage.location(output)
     registry = registry or build_registry()
     importer = registry.importer(from_format) if from_format else registry.detect(source_path)
     exporter = registry.exporter(to_format)
@@ -351,7 +393,48 @@ def convert(
             raise UsageError(f"format {descriptor.name!r} needs {', '.join(missing)} installed")
     if not source_path.exists():
         raise UsageError(f"source {source_path} does not exist")
-    check_output(output_path, source_path, overwrite, resume)
+    check_containment(output_path, source_path)
+    return _run(
+        source_path,
+        output_path,
+        importer,
+        exporter,
+        import_options,
+        export_options,
+        overwrite=overwrite,
+        jobs=jobs,
+        fail_fast=fail_fast,
+        resume=resume,
+        progress=progress,
+        mode=mode,
+        label_map=label_map,
+        on_overflow=on_overflow,
+        void_label=void_label,
+        storage_options=storage_options,
+        started=started,
+    )
+
+
+def _run(
+    source_path: Path,
+    output_path: Path,
+    importer: Importer,
+    exporter: Exporter,
+    import_options: dict[str, Any],
+    export_options: dict[str, Any],
+    *,
+    overwrite: bool,
+    jobs: int | None,
+    fail_fast: bool,
+    resume: bool,
+    progress: Callable[[int, int | None], None] | None,
+    mode: str,
+    label_map: str | os.PathLike[str] | LabelMap | None,
+    on_overflow: str,
+    void_label: str | None,
+    storage_options: dict[str, Any],
+    started: float,
+) -> ConversionReport:
     transform = Transform(
         mode=mode,
         on_overflow=on_overflow,
@@ -368,8 +451,6 @@ def convert(
     transform = dataclasses.replace(
         transform, things=frozenset(c.id for c in categories if c.isthing)
     )
-    output_path.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(output_path)
     params = {
         "source": str(source_path.resolve()),
         "from": importer.name,
@@ -380,59 +461,93 @@ def convert(
         "on_overflow": on_overflow,
         "void_label": void_label,
     }
-    journal = Journal.open(output_path, params, resume)
-    context = ExportContext(
-        output=output_path,
-        categories=tuple(categories),
-        options=export_options,
-        metadata=dataset.metadata,
-        void_label=transform.effective_void_label,
+    ownership = take_ownership(
+        output_path, source_path, overwrite=overwrite, resume=resume, has_journal=has_journal
     )
-    if exporter.prepare:
-        exporter.prepare(context)
-    assert dataset.loader is not None
-    job = ItemJob(dataset.loader, dataset.context, exporter.write_item, context, transform)
-    report = ConversionReport(source_path, output_path, importer.name, exporter.name)
-
-    def resumable(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
-        for position, ref in enumerate(refs):
-            finished = journal.previous.get(position)
-            yield FinishedItem(finished) if finished else ref
-
-    def records() -> Iterator[Any]:
-        refs = resumable(unique_references(dataset.items))
-        for done, (status, result, notes) in enumerate(
-            run_items(job, refs, jobs or default_jobs()), 1
-        ):
-            journal.add(done - 1, (status, result, notes))
-            if progress:
-                progress(done, dataset.size)
-            report.notes.extend(notes)
-            if status == OK:
-                report.converted += 1
-                yield result
-            elif status == SKIPPED:
-                report.skipped += 1
-            else:
-                report.failed += 1
-                report.errors.append(result)
-                if fail_fast:
-                    raise ItemError(
-                        f"{result['item']}: {result['message']} (--fail-fast)",
-                        rule=result["rule"],
-                        item=result["item"],
-                        file=result["file"],
-                    )
-
+    guard = ownership.guard
+    storage.guard_output(guard)
     try:
-        report.files = exporter.write_dataset(records(), context)
+        journal = Journal.open(
+            output_path,
+            params,
+            resume,
+            source=source_path,
+            record_module=getattr(exporter.write_item, "__module__", None),
+        )
+        context = ExportContext(
+            output=output_path,
+            categories=tuple(categories),
+            options=export_options,
+            metadata=dataset.metadata,
+            void_label=transform.effective_void_label,
+        )
+        if exporter.prepare:
+            exporter.prepare(context)
+        assert dataset.loader is not None
+        job = ItemJob(
+            dataset.loader,
+            dataset.context,
+            exporter.write_item,
+            context,
+            transform,
+            storage_options=storage_options,
+            guard=guard,
+        )
+        report = ConversionReport(source_path, output_path, importer.name, exporter.name)
+
+        listed: deque[ItemRef] = deque()
+
+        def resumable(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
+            for position, ref in enumerate(refs):
+                listed.append(ref)
+                finished: Finished | None = journal.previous.get(position)
+                if finished is not None:
+                    check_resumed(position, ref, finished)
+                    yield FinishedItem(finished.result)
+                else:
+                    yield ref
+
+        def records() -> Iterator[Any]:
+            refs = resumable(unique_references(dataset.items))
+            for done, (status, result, notes) in enumerate(
+                run_items(job, refs, jobs or default_jobs()), 1
+            ):
+                journal.add(done - 1, (status, result, notes), listed.popleft())
+                if progress:
+                    progress(done, dataset.size)
+                report.notes.extend(notes)
+                if status == OK:
+                    report.converted += 1
+                    yield result
+                elif status == SKIPPED:
+                    report.skipped += 1
+                else:
+                    report.failed += 1
+                    report.errors.append(result)
+                    if fail_fast:
+                        raise ItemError(
+                            f"{result['item']}: {result['message']} (--fail-fast)",
+                            rule=result["rule"],
+                            item=result["item"],
+                            file=result["file"],
+                        )
+
+        try:
+            report.files = exporter.write_dataset(records(), context)
+        except BaseException:
+            journal.close(completed=False)
+            raise
+        # The reports are final before the run is marked complete, and only then does the
+        # journal go: a kill anywhere in between leaves a resumable folder, never one that looks
+        # complete with its failures recorded nowhere.
+        report.error_report = write_error_report(output_path, report.errors)
+        report.notes_report = write_jsonl_report(output_path / NOTES_REPORT_NAME, report.notes)
+        ownership.finish(complete=True)
+        journal.close(completed=True)
+        report.seconds = time.perf_counter() - started
+        return report
     finally:
-        completed = sys.exc_info()[0] is None
-        journal.close(completed=completed)
-    report.error_report = write_error_report(output_path, report.errors)
-    report.notes_report = write_jsonl_report(output_path / NOTES_REPORT_NAME, report.notes)
-    report.seconds = time.perf_counter() - started
-    return report
+        ownership.release()
 
 
 def write_error_report(output: Path, errors: list[dict[str, Any]]) -> Path | None:
@@ -448,7 +563,7 @@ def write_jsonl_report(path: Path, records: list[dict[str, Any]]) -> Path | None
     With none, a stale report of an earlier run into the same folder is removed.
     """
     if not records:
-        path.unlink(missing_ok=True)
+        storage.remove(path)
         return None
     with atomic_open(path) as handle:
         for record in records:

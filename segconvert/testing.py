@@ -130,8 +130,10 @@ def check_round_trip(
         builtins=False,
     )
     out = tmp_path / "written"
+    source = tmp_path / "sample"  # the sample plugin reads nothing; the output is not inside it
+    source.mkdir(exist_ok=True)
     written = convert(
-        tmp_path,
+        source,
         out,
         from_format="segconvert-sample",
         to_format=format_name,
