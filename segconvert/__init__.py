@@ -78,6 +78,8 @@ from segconvert.model import (
     smallest_index_dtype,
 )
 from segconvert.registry import Registry, build_registry
+from segconvert.storage import is_remote as is_remote_location
+from segconvert.storage import location, make_folder, open_input, read_bytes
 from segconvert.validate import validate_dataset
 
 __all__ = [
@@ -126,11 +128,16 @@ __all__ = [
     "json_native",
     "json_sections",
     "json_stream",
+    "is_remote_location",
     "json_top_level_is_list",
+    "location",
+    "make_folder",
     "map_ids",
+    "open_input",
     "paint",
     "placeholder_categories",
     "parse_json_line",
+    "read_bytes",
     "read_head",
     "read_json",
     "read_png",

@@ -21,9 +21,12 @@ from segconvert.descriptors import Option
 from segconvert.errors import SegconvertError
 from segconvert.manager import third_party_disabled_by_env
 from segconvert.registry import Registry, build_registry
+from segconvert.storage import parse_storage_options
 from segconvert.transforms import MODES, OVERFLOW_POLICIES
 from segconvert.validate import validate_dataset
 
+LOCATION = click.STRING
+"""SOURCE and OUTPUT: a local path or an fsspec URL (checked by the pipeline, not by click)."""
 _CLICK_TYPES: dict[str, Any] = {
     "str": str,
     "int": int,
@@ -99,6 +102,14 @@ def _run_options(registry: Registry) -> Callable[[Any], Any]:
                     help="Label of the void Segment (default 'void'; "
                     "'background' in instance mode).",
                 ),
+                click.option(
+                    "--storage-option",
+                    "storage_option",
+                    multiple=True,
+                    metavar="KEY=VALUE",
+                    help="fsspec option for s3://, gs://, az:// sources and outputs "
+                    "(repeatable), e.g. endpoint_url=http://127.0.0.1:9000 or anon=true.",
+                ),
             ]
         ):
             command = decorator(command)
@@ -122,6 +133,7 @@ def _run_conversion(
     quiet = params.pop("quiet")
     as_json = params.pop("as_json")
     show_progress = params.pop("progress")
+    storage_options = parse_storage_options(params.pop("storage_option"))
     transform_options = {
         k: params.pop(k) for k in ("mode", "label_map", "on_overflow", "void_label")
     }
@@ -158,6 +170,7 @@ def _run_conversion(
             resume=resume,
             registry=registry,
             progress=progress if show_progress else None,
+            storage_options=storage_options,
             **transform_options,
         )
     finally:
@@ -198,8 +211,8 @@ def make_cli(registry: Registry) -> click.Group:
     run_options = _run_options(registry)
 
     @cli.command("convert")
-    @click.argument("source", type=click.Path(exists=True))
-    @click.argument("output", type=click.Path())
+    @click.argument("source", type=LOCATION)
+    @click.argument("output", type=LOCATION)
     @click.option("--from", "from_format", help="Source format (detected when omitted).")
     @click.option("--to", "to_format", required=True, help="Target format.")
     @run_options
@@ -210,16 +223,16 @@ def make_cli(registry: Registry) -> click.Group:
         _run_conversion(registry, source, output, from_format, to_format, params)
 
     @cli.command("coco-to-nucleus")
-    @click.argument("source", type=click.Path(exists=True))
-    @click.argument("output", type=click.Path())
+    @click.argument("source", type=LOCATION)
+    @click.argument("output", type=LOCATION)
     @run_options
     def coco_to_nucleus(source: str, output: str, **params: Any) -> None:
         """COCO panoptic SOURCE (JSON or folder) -> Nucleus in OUTPUT."""
         _run_conversion(registry, source, output, "coco-panoptic", "nucleus", params)
 
     @cli.command("nucleus-to-coco")
-    @click.argument("source", type=click.Path(exists=True))
-    @click.argument("output", type=click.Path())
+    @click.argument("source", type=LOCATION)
+    @click.argument("output", type=LOCATION)
     @run_options
     def nucleus_to_coco(source: str, output: str, **params: Any) -> None:
         """Nucleus SOURCE (folder or annotations file) -> COCO panoptic in OUTPUT."""

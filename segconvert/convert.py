@@ -152,6 +152,9 @@ class ItemJob:
     transform: Transform = Transform()
     storage_options: Mapping[str, Any] = field(default_factory=dict)
     guard: OutputGuard | None = None
+    start_method: str | None = None
+    """How worker processes start: ``"spawn"`` when a location is remote (fsspec's async
+    clients do not survive a fork); None: the platform's default."""
 
     def run(self, ref: ItemRef) -> tuple[str, Any, list[dict[str, Any]]]:
         """``("ok", record, notes)``, ``("error", error record, [])`` or
@@ -254,7 +257,7 @@ def run_items(
         for ref in refs:
             yield job.run(ref)
         return
-    with multiprocessing.get_context().Pool(jobs, _init_worker, (job,)) as pool:
+    with multiprocessing.get_context(job.start_method).Pool(jobs, _init_worker, (job,)) as pool:
         in_flight: deque[Any] = deque()
         limit = 4 * jobs
         for chunk in _chunks(refs, CHUNK_SIZE):
@@ -492,6 +495,9 @@ def _run(
             transform,
             storage_options=storage_options,
             guard=guard,
+            start_method="spawn"
+            if storage.is_remote(source_path) or storage.is_remote(output_path)
+            else None,
         )
         report = ConversionReport(source_path, output_path, importer.name, exporter.name)
 

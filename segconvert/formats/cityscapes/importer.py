@@ -27,6 +27,7 @@ from segconvert import (
     Sample,
     Segment,
     UsageError,
+    location,
     read_json,
     read_png,
     smallest_index_dtype,
@@ -109,7 +110,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
             "(ignored labels share trainId 255)"
         )
     labels_file = options.get("labels") or written_label_table(path)
-    table = load_label_table(Path(labels_file)) if labels_file else OFFICIAL
+    table = load_label_table(location(labels_file)) if labels_file else OFFICIAL
     frames = find_frames(path)
     if not frames:
         raise UsageError(f"{path}: no Cityscapes *_gtFine_* files found")
@@ -127,16 +128,16 @@ def read_values(ref: FrameRef, ctx: CityscapesContext) -> np.ndarray:
     """The frame as an instanceIds-style array (class ids below 1000, instances above)."""
     item = ref.reference_id
     if "instanceIds" in ref.files:  # officially 16-bit; 8-bit files (class ids only) accepted
-        return read_png(Path(ref.files["instanceIds"]), "gray", item=item).astype(np.uint16)
+        return read_png(location(ref.files["instanceIds"]), "gray", item=item).astype(np.uint16)
     if "labelIds" in ref.files:
-        return read_png(Path(ref.files["labelIds"]), "gray8", item=item).astype(np.uint16)
+        return read_png(location(ref.files["labelIds"]), "gray8", item=item).astype(np.uint16)
     if "labelTrainIds" in ref.files:
-        train_ids = read_png(Path(ref.files["labelTrainIds"]), "gray8", item=item)
+        train_ids = read_png(location(ref.files["labelTrainIds"]), "gray8", item=item)
         lut = np.full(256, ctx.table.unlabeled.id, dtype=np.uint16)
         for train_id, label in ctx.table.by_train_id.items():
             lut[train_id] = label.id
         return lut[train_ids]
-    return rasterise_polygons(Path(ref.files["polygons"]), ctx.table, item)
+    return rasterise_polygons(location(ref.files["polygons"]), ctx.table, item)
 
 
 def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
@@ -250,7 +251,7 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
 
 def check_label_ids(ref: FrameRef, instance_ids: np.ndarray) -> None:
     """Strict mode: labelIds must equal the class of instanceIds at every pixel."""
-    label_ids = read_png(Path(ref.files["labelIds"]), "gray8", item=ref.reference_id)
+    label_ids = read_png(location(ref.files["labelIds"]), "gray8", item=ref.reference_id)
     if label_ids.shape != instance_ids.shape:
         raise ItemError(
             f"labelIds is {label_ids.shape}, instanceIds {instance_ids.shape}",

@@ -28,6 +28,7 @@ from segconvert import (
     categories_from_coco,
     compressed_rle,
     decode_compressed_rle,
+    location,
     placeholder_categories,
     read_head,
     read_json,
@@ -104,7 +105,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
         categories_doc = document.get("categories")
     else:
         raise InputError(f"{file}: not a COCO instances/results file (no annotations)", file=file)
-    reference = read_json(Path(options["categories"])) if options.get("categories") else None
+    reference = read_json(location(options["categories"])) if options.get("categories") else None
     if reference is not None:
         categories = categories_from_coco(reference, options["categories"])
         if images is None and isinstance(reference, dict):
@@ -134,7 +135,7 @@ def per_image_dataset(
     """A dataset of SA-1B-style files. With categories (``--categories``, or the
     ``categories.json`` our exporter writes next to them) annotations keep their
     ``category_id``; without, every mask gets the one ``--label``."""
-    source = Path(options["categories"]) if options.get("categories") else categories_file
+    source = location(options["categories"]) if options.get("categories") else categories_file
     if source.is_file():
         categories = categories_from_coco(read_json(source), str(source))
         return Dataset(
@@ -210,7 +211,7 @@ def image_size(ref: RleRef, image: Mapping[str, Any], annotations: list[Any]) ->
 
 def read_per_image_file(ref: RleRef) -> tuple[Mapping[str, Any], list[Any]]:
     """The ``image`` record and ``annotations`` of an SA-1B-style file."""
-    document = read_json(Path(ref.file))
+    document = read_json(location(ref.file))
     if not (
         isinstance(document, dict)
         and isinstance(document.get("image"), dict)

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from segconvert import (
     DEFAULT_VOID_LABEL,
@@ -26,6 +26,7 @@ from segconvert import (
     Option,
     Sample,
     Segment,
+    location,
     parse_json_line,
     read_json,
     read_png,
@@ -143,7 +144,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
     """Read the taxonomy and list the annotation lines."""
     annotations_file = find_annotations(path)
     root = annotations_file.parent
-    taxonomy_path = Path(options["taxonomy"]) if options.get("taxonomy") else root / TAXONOMY
+    taxonomy_path = location(options["taxonomy"]) if options.get("taxonomy") else root / TAXONOMY
     metadata: dict[str, Any] = {}
     void_label = DEFAULT_VOID_LABEL
     if taxonomy_path.is_file():
@@ -157,7 +158,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
     images = load_image_records(root / IMAGES)
     context = NucleusContext(
         root=root,
-        mask_dir=Path(options["mask_dir"]) if options.get("mask_dir") else None,
+        mask_dir=location(options["mask_dir"]) if options.get("mask_dir") else None,
         categories_by_id={c.id: c for c in categories},
         categories_by_name={c.name: c for c in categories},
         void_label=void_label,
@@ -193,7 +194,7 @@ def resolve_mask(url: str, ctx: NucleusContext, item: str) -> Path:
     """The local file behind a ``mask_url``; never a file outside the dataset folder."""
     bases = [b for b in (ctx.mask_dir, ctx.root) if b is not None]
     if is_remote(url):
-        parts = PurePosixPath(urlparse(url).path).parts[1:]
+        parts = PurePosixPath(unquote(urlparse(url).path)).parts[1:]
     else:
         local = Path(url)
         if not local.is_absolute():
