@@ -14,6 +14,7 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import posixpath
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -197,26 +198,46 @@ class FinishedItem:
     result: tuple[str, Any, list[dict[str, Any]]]
 
 
-def unique_references(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
-    """``refs`` with every repeat of an already seen ``reference_id`` turned into an error.
+def output_name_key(reference_id: str) -> str:
+    """The name ``reference_id`` gives its output files, normalised: ``x/a``, ``x/./a`` and
+    ``x//a`` are one file."""
+    normal = posixpath.normpath(reference_id.replace("\\", "/")) if reference_id else ""
+    return normal.lstrip("/")
 
-    Two items with one reference id would write the same mask file; the first one wins.
+
+def unique_references(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
+    """``refs`` with every item whose output name repeats an earlier one's turned into an error.
+
+    Two items with one reference id, or ids that normalise to one path (``x/a``, ``x/./a``,
+    ``x//a``), would write the same files: the first one wins. Ids that differ only in case
+    are refused too, and said to be so (one file on case-insensitive file systems).
     """
-    seen: set[str] = set()
+    seen: dict[str, str] = {}
+    folded: dict[str, str] = {}
     for ref in refs:
         reference_id = getattr(ref, "reference_id", None)
-        if reference_id is not None:
-            if reference_id in seen:
-                yield RejectedItem(
-                    ItemError(
-                        f"reference id {reference_id!r} is used by an earlier item",
-                        rule="duplicate-reference-id",
-                        item=reference_id,
-                        file=getattr(ref, "file", None),
-                    )
+        if isinstance(reference_id, str):
+            key = output_name_key(reference_id)
+            earlier = seen.get(key)
+            if earlier is None and key.casefold() in folded:
+                message = (
+                    f"reference id {reference_id!r} differs only in case from the earlier "
+                    f"{folded[key.casefold()]!r} (one file on case-insensitive file systems)"
                 )
+            elif earlier == reference_id:
+                message = f"reference id {reference_id!r} is used by an earlier item"
+            elif earlier is not None:
+                message = f"reference id {reference_id!r} names the same files as {earlier!r}"
+            else:
+                seen[key] = reference_id
+                folded[key.casefold()] = reference_id
+                yield ref
                 continue
-            seen.add(reference_id)
+            rule = "duplicate-reference-id" if earlier == reference_id else "duplicate-output-name"
+            yield RejectedItem(
+                ItemError(message, rule=rule, item=reference_id, file=getattr(ref, "file", None))
+            )
+            continue
         yield ref
 
 

@@ -218,7 +218,8 @@ class Journal:
             return
         self._part += 1
         data = "".join(self._pending).encode("utf-8")
-        atomic_write_bytes(self.output / JOURNAL_PARTS / f"part-{self._part:06d}.jsonl", data)
+        part = self.output / JOURNAL_PARTS / f"part-{self._part:06d}.jsonl"
+        atomic_write_bytes(part, data, checked=False)
         self._pending.clear()
 
     def add(self, position: int, result: Result, ref: Any = None) -> None:

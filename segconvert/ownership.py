@@ -223,9 +223,8 @@ def read_manifest(output: Path) -> Manifest | None:
 
 def write_manifest(output: Path, manifest: Manifest) -> None:
     """Write ``manifest`` into ``output`` atomically."""
-    atomic_write_bytes(
-        output / MANIFEST_NAME, (json.dumps(manifest.to_json(), indent=1) + "\n").encode()
-    )
+    data = (json.dumps(manifest.to_json(), indent=1) + "\n").encode()
+    atomic_write_bytes(output / MANIFEST_NAME, data, checked=False)
 
 
 def output_files(output: Path) -> dict[str, tuple[int, float]]:
@@ -243,12 +242,18 @@ class Ownership:
     output: Path
     lock: RunLock
     foreign: frozenset[str]
+    replaceable: frozenset[str] = frozenset()
 
     @property
     def guard(self) -> OutputGuard:
         """What every write of the run is checked against."""
         root = str(self.output) if is_remote(self.output) else os.path.realpath(self.output)
-        return OutputGuard(root=root, foreign=self.foreign, remote=is_remote(self.output))
+        return OutputGuard(
+            root=root,
+            foreign=self.foreign,
+            remote=is_remote(self.output),
+            replaceable=self.replaceable,
+        )
 
     def finish(self, *, complete: bool) -> None:
         """Record what the run wrote; mark it complete (call after every report is final)."""
@@ -300,7 +305,7 @@ def take_ownership(
     except BaseException:
         lock.release()
         raise
-    return Ownership(output, lock, frozenset(foreign))
+    return Ownership(output, lock, frozenset(foreign), frozenset(ours if resumable else ()))
 
 
 def _classify(output: Path) -> tuple[set[str], set[str]]:

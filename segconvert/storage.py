@@ -285,6 +285,10 @@ class OutputGuard:
     root: str
     foreign: frozenset[str] = field(default_factory=frozenset)
     remote: bool = False
+    replaceable: frozenset[str] = field(default_factory=frozenset)
+    """Files an interrupted run of ours left (``--resume``): rewriting them is no clash. Any
+    other file that exists when the run writes its name was written by another item of this
+    run: two names that normalise to one path (``x/a``, ``x/./a``, ``x//a``)."""
 
     def relative(self, path: Path) -> str | None:
         """``path`` relative to the root, or None when it lies outside (symlinks followed)."""
@@ -299,6 +303,10 @@ class OutputGuard:
         if target == self.root or not target.startswith(self.root.rstrip(os.sep) + os.sep):
             return None
         return os.path.relpath(target, self.root).replace(os.sep, "/")
+
+    def exclusive(self, path: Path) -> bool:
+        """Whether ``path`` must not exist yet (it is not a file a resumed run may rewrite)."""
+        return self.relative(path) not in self.replaceable
 
     def check(self, path: Path) -> None:
         """Refuse a write outside the root or onto a file segconvert does not own."""
@@ -372,19 +380,37 @@ def make_folder(path: Path) -> None:
         raise OutputError(describe_os_error(exc, "cannot create folder")) from None
 
 
+def clash(path: Path) -> ItemError:
+    """The error for a second write of one output file within a run."""
+    return ItemError(
+        f"{path} was already written by another item of this run (names that differ only by "
+        "'./', '//' or a folder part the format drops map to one file)",
+        rule="duplicate-output-name",
+        file=str(path),
+    )
+
+
 @contextmanager
-def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+def atomic_open(
+    path: Path, mode: str = "w", encoding: str | None = "utf-8", *, checked: bool = True
+) -> Iterator[IO[Any]]:
     """Open a temporary file for ``path``; put it in place only when the block succeeds.
 
     Locally the temporary file lies next to ``path`` and is renamed onto it; remotely it is a
-    local temporary file uploaded as one object at the end. File system errors (full disk,
-    read-only, a file where a folder should be) become one-line :class:`OutputError` s.
+    local temporary file uploaded as one object at the end. While a run owns the output
+    (and ``checked``), the write must stay inside it, must not replace a file segconvert did
+    not write, and must not replace a file another item of the run wrote
+    (``duplicate-output-name``). File system errors (full disk, read-only, a file where a
+    folder should be) become one-line :class:`OutputError` s.
     """
-    guard = current_guard()
+    guard = current_guard() if checked else None
     if guard is not None:
         guard.check(path)
+    exclusive = guard is not None and guard.exclusive(path)
     text = "b" not in mode
     if is_remote(path):
+        if exclusive and path.exists():
+            raise clash(path)
         with _remote_atomic_open(path, mode, encoding if text else None) as handle:
             yield handle
         return
@@ -401,7 +427,10 @@ def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> 
             yield handle
         if os.path.islink(path) or os.path.isdir(path):
             raise OutputError(f"cannot write {path}: a symlink or folder is in the way")
-        os.replace(tmp_name, path)
+        if exclusive:
+            _link_exclusive(tmp_name, path)
+        else:
+            os.replace(tmp_name, path)
     except OSError as exc:
         _unlink_quietly(tmp_name)
         raise OutputError(describe_os_error(exc)) from None
@@ -424,24 +453,46 @@ def _remote_atomic_open(path: Path, mode: str, encoding: str | None) -> Iterator
             raise OutputError(f"cannot write {path}: {exc}") from None
 
 
+def _link_exclusive(tmp_name: str, path: Path) -> None:
+    """Put ``tmp_name`` at ``path`` only if nothing is there (a hard link, atomic; where the
+    file system has none, a check then a rename)."""
+    try:
+        os.link(tmp_name, path)
+    except FileExistsError:
+        _unlink_quietly(tmp_name)
+        raise clash(path) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if os.path.lexists(path):
+            _unlink_quietly(tmp_name)
+            raise clash(path) from None
+        os.replace(tmp_name, path)
+        return
+    _unlink_quietly(tmp_name)
+
+
 def _unlink_quietly(name: str) -> None:
     with suppress(OSError):
         os.unlink(name)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (one PUT remotely)."""
-    guard = current_guard()
+def atomic_write_bytes(path: Path, data: bytes, *, checked: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (one PUT remotely); ``checked`` as for
+    :func:`atomic_open`."""
+    guard = current_guard() if checked else None
     if is_remote(path):
         if guard is not None:
             guard.check(path)
+            if guard.exclusive(path) and path.exists():
+                raise clash(path)
         fs, fs_path = _fs_path(path)
         try:
             fs.pipe_file(fs_path, data)
         except Exception as exc:
             raise OutputError(f"cannot write {path}: {exc}") from None
         return
-    with atomic_open(path, "wb") as handle:
+    with atomic_open(path, "wb", checked=checked) as handle:
         handle.write(data)
 
 

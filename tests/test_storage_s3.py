@@ -19,7 +19,7 @@ from helpers import (
     write_coco_panoptic,
     write_gtfine_frame,
 )
-from s3server import S3Server, s3  # noqa: F401 - the fixture
+from s3server import S3Server
 from test_resume import tiny_specs, tree_bytes
 
 from segconvert import OutputError, convert
@@ -48,6 +48,7 @@ def mask_urls(s3: S3Server, url: str) -> list[str]:
     return [json.loads(line)["mask_url"] for line in lines]
 
 
+@pytest.mark.slow
 def test_coco_panoptic_to_nucleus_on_s3_writes_every_object_as_a_local_run(s3, registry, tmp_path):
     s3.bucket("src")
     s3.bucket("out")
@@ -111,6 +112,7 @@ def test_coco_panoptic_to_nucleus_on_s3_writes_every_object_as_a_local_run(s3, r
     ]
 
 
+@pytest.mark.slow
 def test_cityscapes_source_on_s3_converts_like_a_local_one(s3, registry, tmp_path):
     root = tmp_path / "cityscapes"
     write_gtfine_frame(root, "val", "aachen", "aachen_000000_000019", synthetic_instance_ids(0))
@@ -130,6 +132,7 @@ def test_cityscapes_source_on_s3_converts_like_a_local_one(s3, registry, tmp_pat
     assert s3.tree("s3://city/nucleus") == expected
 
 
+@pytest.mark.slow
 def test_coco_rle_source_on_s3_converts_like_a_local_one(s3, registry, tmp_path):
     rle = tmp_path / "rle"
     made = convert(
@@ -158,6 +161,7 @@ def test_coco_rle_source_on_s3_converts_like_a_local_one(s3, registry, tmp_path)
     assert s3.tree("s3://rle/nucleus") == expected
 
 
+@pytest.mark.slow
 def test_a_second_run_into_a_locked_remote_output_is_refused_naming_the_holder(
     s3, registry, tmp_path
 ):

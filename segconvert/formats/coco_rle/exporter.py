@@ -28,6 +28,8 @@ from segconvert import (
     segment_stats,
 )
 
+from .importer import CATEGORIES_FILE
+
 COCO_INSTANCES = "coco-instances"
 SA1B_IMAGE = "sa1b-image"
 STANDARD_METADATA = (
@@ -119,6 +121,12 @@ def write_item(sample: Sample, ctx: ExportContext) -> RleRecord | str:
     }
     schemas.validate(SA1B_IMAGE, document, item=sample.reference_id)
     path = safe_join(ctx.output, f"{sample.reference_id}.json", item=sample.reference_id)
+    if path == ctx.output / CATEGORIES_FILE:
+        raise ItemError(
+            f"image {sample.reference_id!r} would overwrite {CATEGORIES_FILE}",
+            rule="duplicate-output-name",
+            item=sample.reference_id,
+        )
     atomic_write_json(path, document)
     return str(path)
 
@@ -129,7 +137,7 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
     categories = [c for c in ctx.categories if c.isthing or not ctx.options.get("things_only")]
     coco_categories = categories_to_coco(categories, panoptic=False)
     if ctx.options.get("per_image"):
-        path = ctx.output / "categories.json"
+        path = ctx.output / CATEGORIES_FILE
         schemas.validate(
             COCO_INSTANCES,
             {"images": [], "annotations": [], "categories": coco_categories},
