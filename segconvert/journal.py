@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from segconvert.errors import OutputError
+from segconvert.items import ItemResult, ItemStatus
 from segconvert.storage import (
     atomic_write_bytes,
     describe_os_error,
@@ -45,7 +46,7 @@ FLUSH_SECONDS = 1.0
 FINGERPRINT_NAMES = 100_000
 """Up to this many files a fingerprint keeps every name (a change is named); beyond, a digest."""
 
-Result = tuple[str, Any, list[dict[str, Any]]]
+Result = ItemResult
 
 
 @dataclass(frozen=True)
@@ -226,8 +227,7 @@ class Journal:
         """Record that the item at ``position`` (listed as ``ref``) finished with ``result``."""
         if position in self.previous:
             return
-        status, record, notes = result
-        encoded = self.codec.encode(record)
+        encoded = self.codec.encode(result.record)
         if encoded is None:
             return  # not storable as JSON: redone on resume
         self._write(
@@ -235,9 +235,9 @@ class Journal:
                 "position": position,
                 "item": getattr(ref, "reference_id", None),
                 "ref": ref_digest(ref),
-                "status": status,
+                "status": result.status.value,
                 "record": encoded,
-                "notes": notes,
+                "notes": result.notes,
             }
         )
 
@@ -338,7 +338,8 @@ def read_journal(
             if entry.get("status") == "error":
                 continue
             record = codec.decode(entry["record"])
-            result: Result = (str(entry["status"]), record, list(entry["notes"]))
+            status = ItemStatus(entry["status"])
+            result = ItemResult(status, record=record, notes=list(entry["notes"]))
             done[int(entry["position"])] = Finished(result, entry.get("item"), str(entry["ref"]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             if number == len(lines):  # a last line cut short by a kill: redo that item

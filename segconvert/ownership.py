@@ -266,6 +266,37 @@ class Ownership:
         self.lock.release()
 
 
+def check_output(
+    output: Path, source: Path, overwrite: bool, resume: bool = False, *, has_journal: Any = None
+) -> None:
+    """Everything about ``output`` that can be refused before anything is written.
+
+    Refuses an output that is the source, contains it or lies inside it; a dangling symlink;
+    something that is not a folder; a non-empty folder unless ``overwrite`` (or ``resume``
+    with a journal, as ``has_journal(output)`` says).
+    """
+    check_containment(output, source)
+    if not is_remote(output) and output.is_symlink() and not output.exists():
+        raise OutputError(f"output {output} is a dangling symlink")
+    if not is_remote(output) and output.exists() and not output.is_dir():
+        raise OutputError(f"output {output} exists and is not a folder")
+    if not is_remote(output) and not output.exists():
+        for parent in output.parents:
+            if parent.exists() or parent.is_symlink():
+                if not parent.is_dir():
+                    raise OutputError(f"output {output} lies below {parent}, which is no folder")
+                break
+        return
+    foreign, ours = _classify(output)
+    resumable = resume and has_journal is not None and has_journal(output)
+    if (foreign or ours) and not overwrite and not resumable:
+        hint = " (and has no interrupted conversion to resume)" if resume else ""
+        raise OutputError(
+            f"output folder {output} is not empty{hint}; pass --overwrite to write into it "
+            "(only files segconvert wrote there are replaced)"
+        )
+
+
 def take_ownership(
     output: Path,
     source: Path,
@@ -274,30 +305,18 @@ def take_ownership(
     resume: bool,
     has_journal: Any,
 ) -> Ownership:
-    """Check and lock ``output`` for a run from ``source``.
-
-    Refuses an output that is the source, contains it or lies inside it; a file or something
-    below a file; a non-empty folder unless ``overwrite`` (or ``resume`` with a journal);
-    a folder another run holds. With ``overwrite`` the files an earlier segconvert run wrote
-    are removed (never the others). ``has_journal(output)`` says whether a resumable journal
-    is there.
+    """Lock ``output`` for a run from ``source``, after the checks of :func:`check_output`
+    (made again under the lock). With ``overwrite`` the files an earlier segconvert run
+    wrote are removed (never the others). ``has_journal(output)`` says whether a resumable
+    journal is there.
     """
-    check_containment(output, source)
-    if not is_remote(output) and (output.is_symlink() and not output.exists()):
-        raise OutputError(f"output {output} is a dangling symlink")
-    if not is_remote(output) and output.exists() and not output.is_dir():
-        raise OutputError(f"output {output} exists and is not a folder")
+    check_output(output, source, overwrite, resume, has_journal=has_journal)
     make_folder(output)
     lock = RunLock.acquire(output)
     try:
+        check_output(output, source, overwrite, resume, has_journal=has_journal)
         foreign, ours = _classify(output)
         resumable = resume and has_journal(output)
-        if (foreign or ours) and not overwrite and not resumable:
-            hint = " (and has no interrupted conversion to resume)" if resume else ""
-            raise OutputError(
-                f"output folder {output} is not empty{hint}; pass --overwrite to write into it "
-                "(only files segconvert wrote there are replaced)"
-            )
         if overwrite and not resumable:
             _remove(output, ours)
         _remove_temporaries(output)

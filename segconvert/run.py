@@ -1,0 +1,281 @@
+"""The run stage: carry out a :class:`~segconvert.plan.ConversionPlan`.
+
+The host drives the records: it runs every item (through :mod:`segconvert.executors`), journals
+each result, counts and reports it, and feeds the records of the items that converted to the
+exporter's ``write_dataset`` in input order. An exporter that returns without reading every
+record is an error (otherwise the run would convert nothing and exit 0). Items that fail are
+recorded in a JSON-lines error report and never stop the run unless ``fail_fast`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segconvert import schemas, storage
+from segconvert.blame import blame
+from segconvert.errors import ItemError, PluginError
+from segconvert.executors import run_items
+from segconvert.items import FinishedItem, ItemJob, ItemResult, ItemStatus, unique_references
+from segconvert.journal import Journal, check_resumed, has_journal
+from segconvert.model import ItemRef
+from segconvert.ownership import take_ownership
+from segconvert.plan import ConversionPlan
+from segconvert.storage import atomic_open
+
+ERROR_REPORT_NAME = "segconvert-errors.jsonl"
+"""File name of the per-item error report, written inside the output folder."""
+NOTES_REPORT_NAME = "segconvert-notes.jsonl"
+"""File name of the per-item notes (converted items with something to report)."""
+
+Progress = Callable[[int, "int | None"], None]
+"""Called after every item with ``(items done, total or None)``."""
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion did: counts, failures, files written and time taken."""
+
+    source: Path
+    output: Path
+    from_format: str
+    to_format: str
+    converted: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    error_report: Path | None = None
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    notes_report: Path | None = None
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0: every item converted; 3: some failed, the rest written; 1: nothing converted."""
+        if self.failed == 0:
+            return 0
+        return 3 if self.converted else 1
+
+    @property
+    def items_per_second(self) -> float:
+        """Throughput over every item attempted."""
+        total = self.converted + self.failed + self.skipped
+        return total / self.seconds if self.seconds > 0 else 0.0
+
+    def count(self, result: ItemResult) -> None:
+        """Add one item's outcome to the counts, errors and notes."""
+        self.notes.extend(result.notes)
+        if result.status is ItemStatus.OK:
+            self.converted += 1
+        elif result.status is ItemStatus.SKIPPED:
+            self.skipped += 1
+        else:
+            self.failed += 1
+            assert result.error is not None
+            self.errors.append(result.error)
+
+    def summary(self) -> str:
+        """One human-readable line."""
+        line = (
+            f"{self.from_format} -> {self.to_format}: {self.converted} converted, "
+            f"{self.failed} failed"
+            + (f", {self.skipped} skipped" if self.skipped else "")
+            + f" in {self.seconds:.1f}s ({self.items_per_second:.1f} items/s)"
+        )
+        if self.error_report:
+            line += f"; errors in {self.error_report}"
+        if self.notes_report:
+            line += f"; {len(self.notes)} note(s) in {self.notes_report}"
+        return line
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able summary for scripts."""
+        return {
+            "source": str(self.source),
+            "output": str(self.output),
+            "from": self.from_format,
+            "to": self.to_format,
+            "converted": self.converted,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 3),
+            "items_per_second": round(self.items_per_second, 2),
+            "error_report": str(self.error_report) if self.error_report else None,
+            "notes": len(self.notes),
+            "notes_report": str(self.notes_report) if self.notes_report else None,
+            "exit_code": self.exit_code,
+        }
+
+
+class RecordFeed:
+    """The records of the converted items, in input order, as the exporter reads them.
+
+    Iterating runs the items; :attr:`exhausted` says whether the exporter read to the end.
+    """
+
+    def __init__(
+        self,
+        results: Iterable[ItemResult],
+        on_result: Callable[[ItemResult], None],
+    ) -> None:
+        self._results = results
+        self._on_result = on_result
+        self.exhausted = False
+
+    def __iter__(self) -> Iterator[Any]:
+        for result in self._results:
+            self._on_result(result)
+            if result.status is ItemStatus.OK:
+                yield result.record
+        self.exhausted = True
+
+
+def _resumable(
+    refs: Iterable[ItemRef], journal: Journal, listed: deque[ItemRef]
+) -> Iterator[ItemRef]:
+    """``refs`` with the items an interrupted run finished replaced by their results (each
+    checked to be the same item as then); every ref is also queued on ``listed``."""
+    for position, ref in enumerate(refs):
+        listed.append(ref)
+        finished = journal.previous.get(position)
+        if finished is None:
+            yield ref
+        else:
+            check_resumed(position, ref, finished)
+            yield FinishedItem(finished.result)
+
+
+def run_plan(
+    plan: ConversionPlan,
+    *,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    progress: Progress | None = None,
+    started: float | None = None,
+) -> ConversionReport:
+    """Run every item of ``plan``, write the aggregate files and the reports.
+
+    Args:
+        jobs: worker processes; ``None`` uses every core, ``1`` runs in-process.
+        fail_fast: raise the first item error instead of recording it and going on.
+        progress: called after every item with ``(items done, total or None)``.
+        started: the ``time.perf_counter()`` the conversion began at (default: now), so the
+            report's time includes planning.
+    """
+    started = time.perf_counter() if started is None else started
+    ownership = take_ownership(
+        plan.output,
+        plan.source,
+        overwrite=plan.overwrite,
+        resume=plan.resume,
+        has_journal=has_journal,
+    )
+    storage.guard_output(ownership.guard)
+    try:
+        return _run_owned(plan, ownership, jobs, fail_fast, progress, started)
+    finally:
+        storage.guard_output(None)
+        ownership.release()
+
+
+def _run_owned(
+    plan: ConversionPlan,
+    ownership: Any,
+    jobs: int | None,
+    fail_fast: bool,
+    progress: Progress | None,
+    started: float,
+) -> ConversionReport:
+    exporter, context, dataset = plan.exporter, plan.context, plan.dataset
+    journal = Journal.open(
+        plan.output,
+        plan.params,
+        plan.resume,
+        source=plan.source,
+        record_module=getattr(exporter.write_item, "__module__", None),
+    )
+    report = ConversionReport(plan.source, plan.output, plan.importer.name, exporter.name)
+    done = 0
+    listed: deque[ItemRef] = deque()
+
+    def on_result(result: ItemResult) -> None:
+        nonlocal done
+        journal.add(done, result, listed.popleft())
+        done += 1
+        if progress:
+            progress(done, dataset.size)
+        report.count(result)
+        if fail_fast and result.status is ItemStatus.ERROR:
+            error = result.error or {}
+            raise ItemError(
+                f"{error.get('item')}: {error.get('message')} (--fail-fast)",
+                rule=str(error.get("rule")),
+                item=error.get("item"),
+                file=error.get("file"),
+            )
+
+    try:
+        if exporter.prepare:
+            with blame(plan.exporter_provider, exporter.name, "prepare"):
+                exporter.prepare(context)
+        assert dataset.loader is not None
+        remote = storage.is_remote(plan.source) or storage.is_remote(plan.output)
+        job = ItemJob(
+            dataset.loader,
+            dataset.context,
+            exporter.write_item,
+            context,
+            plan.transform,
+            storage_options=plan.storage_options,
+            guard=ownership.guard,
+            start_method="spawn" if remote else None,
+        )
+        refs = _resumable(unique_references(dataset.items), journal, listed)
+        feed = RecordFeed(run_items(job, refs, jobs), on_result)
+        with blame(plan.exporter_provider, exporter.name, "write_dataset"):
+            report.files = list(exporter.write_dataset(feed, context) or [])
+        if not feed.exhausted:
+            raise PluginError(
+                f"{plan.exporter_provider}: write_dataset of format {exporter.name!r} returned "
+                f"without reading all its records (only {done} item(s) ran); "
+                "an exporter must consume every record it is given"
+            )
+    except BaseException:
+        journal.close(completed=False)
+        raise
+    # The reports are final before the run is marked complete, and only then does the
+    # journal go: a kill anywhere in between leaves a resumable folder, never one that looks
+    # complete with its failures recorded nowhere.
+    report.error_report = write_error_report(plan.output, report.errors)
+    report.notes_report = write_jsonl_report(plan.output / NOTES_REPORT_NAME, report.notes)
+    ownership.finish(complete=True)
+    journal.close(completed=True)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def write_error_report(output: Path, errors: list[dict[str, Any]]) -> Path | None:
+    """Write the JSON-lines error report (validated) if there were errors; return its path."""
+    for record in errors:
+        schemas.validate(schemas.ERROR_REPORT, record)
+    return write_jsonl_report(output / ERROR_REPORT_NAME, errors)
+
+
+def write_jsonl_report(path: Path, records: list[dict[str, Any]]) -> Path | None:
+    """Write ``records`` as JSON lines to ``path`` if there are any; return the path.
+
+    With none, a stale report of an earlier run into the same folder is removed.
+    """
+    if not records:
+        storage.remove(path)
+        return None
+    with atomic_open(path) as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    return path
