@@ -54,6 +54,10 @@ def safe_join(root: Path, relative: str, *, item: str | None = None) -> Path:
     Absolute paths, ``..`` components and symlinks that resolve outside ``root`` raise
     :class:`ItemError` with rule ``unsafe-path``.
     """
+    if "\x00" in relative:
+        raise ItemError(
+            f"file name {relative!r} holds a NUL character", rule="unsafe-path", item=item
+        )
     pure = PurePosixPath(relative.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
         raise ItemError(

@@ -89,6 +89,15 @@ def _with_defaults(known: Mapping[str, Option], given: Mapping[str, Any]) -> dic
     return values
 
 
+def _check_output_names(exporter: Exporter, options: Mapping[str, Any], output: Path) -> None:
+    """Every name the command line gives an output file (options named ``*-name``, such as
+    ``--json-name``) must stay inside the output folder."""
+    for option in exporter.options:
+        value = options.get(option.key)
+        if option.key.endswith("_name") and isinstance(value, str):
+            storage.contained_name(output, value, what=f"--{option.name}")
+
+
 def _check_requirements(*descriptors: Importer | Exporter) -> None:
     for descriptor in descriptors:
         missing = descriptor.missing_requirements()
@@ -124,6 +133,7 @@ def plan_conversion(
     exporter = registry.exporter(to_format)
     import_options, export_options = split_options(importer, exporter, options)
     _check_requirements(importer, exporter)
+    _check_output_names(exporter, export_options, output_path)
     if not source_path.exists():
         raise UsageError(f"source {source_path} does not exist")
     check_output(output_path, source_path, overwrite, resume, has_journal=has_journal)

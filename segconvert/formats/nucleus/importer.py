@@ -193,7 +193,7 @@ def load_image_records(path: Path) -> dict[str, Any]:
 def resolve_mask(url: str, ctx: NucleusContext, item: str) -> Path:
     """The local file behind a ``mask_url``; never a file outside the dataset folder."""
     bases = [b for b in (ctx.mask_dir, ctx.root) if b is not None]
-    if is_remote(url):
+    if is_remote(url) or "://" in url:
         parts = PurePosixPath(unquote(urlparse(url).path)).parts[1:]
     else:
         local = Path(url)
