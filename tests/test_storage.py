@@ -442,7 +442,9 @@ def test_reference_ids_naming_one_output_file_are_reported(tmp_path, registry, i
     specs = [default_spec(f"img{k}", k) for k in range(len(ids))]
     json_path = write_coco_panoptic(tmp_path / "src", specs)
     document = json.loads(json_path.read_text())
-    for image, annotation, ref in zip(document["images"], document["annotations"], ids):
+    for image, annotation, ref in zip(
+        document["images"], document["annotations"], ids, strict=True
+    ):
         png = json_path.with_suffix("") / annotation["file_name"]
         image["file_name"] = f"{ref}.jpg"
         annotation["file_name"] = png.name
