@@ -226,6 +226,8 @@ def _run_owned(
                 exporter.prepare(context)
         assert dataset.loader is not None
         remote = storage.is_remote(plan.source) or storage.is_remote(plan.output)
+        if storage.in_memory(plan.source) or storage.in_memory(plan.output):
+            jobs = 1  # a memory:// filesystem lives in this process only
         job = ItemJob(
             dataset.loader,
             dataset.context,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import os
 import re
 import stat
@@ -128,6 +129,11 @@ def is_remote(path: Path) -> bool:
     return not isinstance(path, Path)
 
 
+def in_memory(path: Path) -> bool:
+    """Whether ``path`` is on fsspec's ``memory://`` filesystem (one process's memory)."""
+    return is_remote(path) and getattr(path, "protocol", "") == "memory"
+
+
 def _fs_path(path: Path) -> tuple[Any, str]:
     """The fsspec filesystem and its own path for a remote location."""
     upath = cast(Any, path)
@@ -211,19 +217,57 @@ def open_input(path: Path, *, item: str | None = None, rule: str | None = None) 
         raise
 
 
+REMOTE_BLOCK = 1 << 20
+"""Bytes fetched per ranged GET when reading an object (most masks arrive in one request)."""
+
+
+class _RangeReader(io.RawIOBase):
+    """An object read with ranged GETs, the first one made on opening (no HEAD request)."""
+
+    def __init__(self, fs: Any, path: str, first: bytes) -> None:
+        super().__init__()
+        self._fs, self._path = fs, path
+        self._pending = first
+        self._position = len(first)
+        self._eof = len(first) < REMOTE_BLOCK
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._pending and not self._eof:
+            size = max(len(buffer), REMOTE_BLOCK)
+            try:
+                self._pending = self._fs.cat_file(
+                    self._path, start=self._position, end=self._position + size
+                )
+            except OSError as exc:
+                if "not satisfiable" not in str(exc):
+                    raise
+                self._pending = b""
+            self._position += len(self._pending)
+            self._eof = len(self._pending) < size
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
 def _open_remote_input(path: Path, *, item: str | None, rule: str | None) -> IO[bytes]:
     fs, fs_path = _fs_path(path)
     try:
-        info = fs.info(fs_path)
+        first = fs.cat_file(fs_path, start=0, end=REMOTE_BLOCK)
     except FileNotFoundError:
+        if fs.isdir(fs_path):
+            raise _input_error(
+                f"{path}: is a folder, expected a file", item, rule and "not-a-file", path
+            ) from None
         raise _input_error(f"{path}: no such file", item, rule, path) from None
     except OSError as exc:
+        if "not satisfiable" in str(exc):  # an empty object
+            return io.BytesIO(b"")
         raise _input_error(f"{path}: cannot open ({_reason(exc)})", item, rule, path) from None
-    if info.get("type") == "directory":
-        raise _input_error(
-            f"{path}: is a folder, expected a file", item, rule and "not-a-file", path
-        )
-    return cast(IO[bytes], fs.open(fs_path, "rb"))
+    return io.BufferedReader(_RangeReader(fs, fs_path, first), REMOTE_BLOCK)
 
 
 def read_bytes(
@@ -409,9 +453,7 @@ def atomic_open(
     exclusive = guard is not None and guard.exclusive(path)
     text = "b" not in mode
     if is_remote(path):
-        if exclusive and path.exists():
-            raise clash(path)
-        with _remote_atomic_open(path, mode, encoding if text else None) as handle:
+        with _remote_atomic_open(path, mode, encoding if text else None, exclusive) as handle:
             yield handle
         return
     make_folder(path.parent)
@@ -440,17 +482,42 @@ def atomic_open(
 
 
 @contextmanager
-def _remote_atomic_open(path: Path, mode: str, encoding: str | None) -> Iterator[IO[Any]]:
+def _remote_atomic_open(
+    path: Path, mode: str, encoding: str | None, exclusive: bool
+) -> Iterator[IO[Any]]:
     fs, fs_path = _fs_path(path)
     with tempfile.NamedTemporaryFile(prefix=TEMPORARY_PREFIX, suffix=TEMPORARY_SUFFIX) as spool:
         with open(spool.name, mode, encoding=encoding) as handle:
             yield handle
+        if exclusive and fs.exists(fs_path):
+            raise clash(path)
         try:
             fs.put_file(spool.name, fs_path)
         except OSError as exc:
             raise OutputError(describe_os_error(exc)) from None
         except Exception as exc:  # drivers raise their own types (botocore, aiohttp)
             raise OutputError(f"cannot write {path}: {exc}") from None
+
+
+def _put_bytes(path: Path, data: bytes, exclusive: bool) -> None:
+    """One PUT of ``data``; when ``exclusive``, a conditional one (If-None-Match) where the
+    driver takes ``mode="create"``, else a check first."""
+    fs, fs_path = _fs_path(path)
+    try:
+        if exclusive:
+            try:
+                fs.pipe_file(fs_path, data, mode="create")
+                return
+            except TypeError:  # a driver without conditional writes
+                if fs.exists(fs_path):
+                    raise clash(path) from None
+        fs.pipe_file(fs_path, data)
+    except FileExistsError:
+        raise clash(path) from None
+    except ItemError:
+        raise
+    except Exception as exc:  # drivers raise their own types (botocore, aiohttp)
+        raise OutputError(f"cannot write {path}: {exc}") from None
 
 
 def _link_exclusive(tmp_name: str, path: Path) -> None:
@@ -484,13 +551,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, checked: bool = True) -> None
     if is_remote(path):
         if guard is not None:
             guard.check(path)
-            if guard.exclusive(path) and path.exists():
-                raise clash(path)
-        fs, fs_path = _fs_path(path)
-        try:
-            fs.pipe_file(fs_path, data)
-        except Exception as exc:
-            raise OutputError(f"cannot write {path}: {exc}") from None
+        _put_bytes(path, data, guard is not None and guard.exclusive(path))
         return
     with atomic_open(path, "wb", checked=checked) as handle:
         handle.write(data)
