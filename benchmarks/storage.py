@@ -79,8 +79,9 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as folder:
             root = Path(folder)
-            json_path = coco_panoptic(root / "coco", args.count, width=args.width,
-                                      height=args.height)
+            json_path = coco_panoptic(
+                root / "coco", args.count, width=args.width, height=args.height
+            )
             s3.bucket("bench")
             started = time.perf_counter()
             s3.upload(json_path.parent, "s3://bench/coco")
@@ -88,24 +89,75 @@ def main() -> None:
             remote_json = f"s3://bench/coco/{json_path.name}"
             common = ["--jobs", str(args.jobs), "--quiet"]
             rows = [
-                ("local -> local", timed(["convert", str(json_path), str(root / "n"),
-                                          "--from", "coco-panoptic", "--to", "nucleus",
-                                          *common])),
-                ("s3 -> s3", timed(["convert", remote_json, "s3://bench/n", "--from",
-                                    "coco-panoptic", "--to", "nucleus", *common])),
-                ("back: local -> local", timed(["convert", str(root / "n"), str(root / "b"),
-                                                "--from", "nucleus", "--to", "coco-panoptic",
-                                                *common])),
-                ("back: s3 -> local", timed(["convert", "s3://bench/n", str(root / "b2"),
-                                             "--from", "nucleus", "--to", "coco-panoptic",
-                                             *common])),
+                (
+                    "local -> local",
+                    timed(
+                        [
+                            "convert",
+                            str(json_path),
+                            str(root / "n"),
+                            "--from",
+                            "coco-panoptic",
+                            "--to",
+                            "nucleus",
+                            *common,
+                        ]
+                    ),
+                ),
+                (
+                    "s3 -> s3",
+                    timed(
+                        [
+                            "convert",
+                            remote_json,
+                            "s3://bench/n",
+                            "--from",
+                            "coco-panoptic",
+                            "--to",
+                            "nucleus",
+                            *common,
+                        ]
+                    ),
+                ),
+                (
+                    "back: local -> local",
+                    timed(
+                        [
+                            "convert",
+                            str(root / "n"),
+                            str(root / "b"),
+                            "--from",
+                            "nucleus",
+                            "--to",
+                            "coco-panoptic",
+                            *common,
+                        ]
+                    ),
+                ),
+                (
+                    "back: s3 -> local",
+                    timed(
+                        [
+                            "convert",
+                            "s3://bench/n",
+                            str(root / "b2"),
+                            "--from",
+                            "nucleus",
+                            "--to",
+                            "coco-panoptic",
+                            *common,
+                        ]
+                    ),
+                ),
             ]
     finally:
         process.terminate()
         process.wait()
-    print(f"\n{args.count} images of {args.width}x{args.height}, --jobs {args.jobs}, "
-          f"{platform.python_version()}, {os.cpu_count()} cores; moto_server on loopback "
-          f"(upload of the source: {upload:.1f} s, not counted)\n")
+    print(
+        f"\n{args.count} images of {args.width}x{args.height}, --jobs {args.jobs}, "
+        f"{platform.python_version()}, {os.cpu_count()} cores; moto_server on loopback "
+        f"(upload of the source: {upload:.1f} s, not counted)\n"
+    )
     print("| run | seconds | images/s |")
     print("| --- | ---: | ---: |")
     for name, seconds in rows:

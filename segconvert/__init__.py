@@ -78,8 +78,15 @@ from segconvert.model import (
     smallest_index_dtype,
 )
 from segconvert.registry import Registry, build_registry
+from segconvert.storage import (
+    Spool,
+    location,
+    make_folder,
+    open_input,
+    read_bytes,
+    write_json_streamed,
+)
 from segconvert.storage import is_remote as is_remote_location
-from segconvert.storage import location, make_folder, open_input, read_bytes
 from segconvert.validate import validate_dataset
 
 __all__ = [
@@ -105,6 +112,7 @@ __all__ = [
     "Sample",
     "SegconvertError",
     "Segment",
+    "Spool",
     "UnknownFormatError",
     "UsageError",
     "ValidationError",
@@ -151,5 +159,6 @@ __all__ = [
     "segment_stats",
     "smallest_index_dtype",
     "validate_dataset",
+    "write_json_streamed",
     "write_png",
 ]

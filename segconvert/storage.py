@@ -26,7 +26,7 @@ import re
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -632,3 +632,67 @@ def contained_name(root: Path, relative: str, *, what: str) -> Path:
     ):
         raise UsageError(f"{what} {relative!r} must be a plain name inside the output folder")
     return root.joinpath(*pure.parts)
+
+
+# ---------------------------------------------------------------- streamed aggregates
+
+
+class Spool:
+    """Records kept in a local temporary JSON-lines file, to be read back in as many passes
+    as an aggregate needs (ids first, then each array), so the parent never holds them all."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(  # noqa: SIM115 - closed by close()
+            mode="w+", encoding="utf-8", prefix=TEMPORARY_PREFIX
+        )
+        self.count = 0
+
+    def add(self, record: Any) -> None:
+        """Append one JSON-able record."""
+        self._file.write(_json().dumps(record, allow_nan=False) + "\n")
+        self.count += 1
+
+    def __iter__(self) -> Iterator[Any]:
+        self._file.flush()
+        self._file.seek(0)
+        loads = _json().loads
+        for line in self._file:
+            yield loads(line)
+        self._file.seek(0, os.SEEK_END)
+
+    def close(self) -> None:
+        """Delete the spool file."""
+        self._file.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_json_streamed(
+    path: Path, document: Mapping[str, Any], streams: Mapping[str, Iterable[Any]]
+) -> None:
+    """Write ``document`` as JSON to ``path`` atomically, the keys in ``streams`` as arrays
+    written item by item from their iterables (in the order of ``document``'s keys, where a
+    placeholder for each must be). The bytes equal ``json.dump`` of the whole document."""
+    dumps = _json().dumps
+    with atomic_open(path, "w") as handle:
+        handle.write("{")
+        for number, (key, value) in enumerate(document.items()):
+            handle.write((", " if number else "") + dumps(key) + ": ")
+            if key not in streams:
+                handle.write(dumps(value, allow_nan=False))
+                continue
+            handle.write("[")
+            for index, item in enumerate(streams[key]):
+                handle.write((", " if index else "") + dumps(item, allow_nan=False))
+            handle.write("]")
+        handle.write("}\n")
+
+
+def _json() -> Any:
+    import json
+
+    return json

@@ -106,6 +106,20 @@ def test_a_folder_where_a_file_is_expected_is_one_line(tmp_path, capsys):
     assert code != 0 and "is a folder, expected a file" in one_line(err)
     with pytest.raises(InputError, match="is a folder"):
         open_input(tmp_path / "cats")
+    (tmp_path / "frames" / "gtFine").mkdir(parents=True)
+    code, err = cli(
+        capsys,
+        "convert",
+        str(tmp_path / "frames"),
+        str(tmp_path / "o2"),
+        "--from",
+        "cityscapes",
+        "--to",
+        "nucleus",
+        "--labels",
+        str(tmp_path / "cats"),
+    )
+    assert code != 0 and "is a folder, expected a file" in one_line(err)
 
 
 def png_with_trailing_bytes(path: Path, extra: int) -> np.ndarray:
@@ -609,3 +623,32 @@ def test_memory_urls_round_trip_through_every_format(tmp_path, registry):
     )
     assert back.exit_code == 0, back.errors
     assert not Path("memory:").exists()
+
+
+# ---------------------------------------------------------------- streamed aggregates
+
+
+def test_a_streamed_json_document_has_the_bytes_of_json_dump(tmp_path):
+    from segconvert.storage import write_json_streamed
+
+    images = [{"id": k, "file_name": f"é{k}.jpg", "score": k / 3} for k in range(5)]
+    document = {"info": {"v": [1, 2]}, "images": [], "annotations": [], "categories": [{"id": 1}]}
+    write_json_streamed(
+        tmp_path / "d.json", document, {"images": iter(images), "annotations": iter([])}
+    )
+    expected = json.dumps({**document, "images": images}) + "\n"
+    assert (tmp_path / "d.json").read_text() == expected
+
+
+def test_spooled_image_ids_are_those_assign_ids_gives(tmp_path):
+    from segconvert import Spool, assign_ids
+    from segconvert.formats.coco_panoptic.exporter import spooled_image_ids
+
+    raw = [None, 3, 3, "x", None, 1, 7, 1, None, "x"]
+    expected = [{"id": v} for v in raw]
+    assign_ids(expected)
+    with Spool() as spool:
+        for value in raw:
+            spool.add([{"id": value}, {}])
+        ids = spooled_image_ids(spool)
+        assert [ids(k, image) for k, (image, _) in enumerate(spool)] == [e["id"] for e in expected]
