@@ -355,7 +355,7 @@ def test_two_concurrent_runs_the_second_refused_the_first_valid(tmp_path, regist
     assert f"in use by another segconvert run (pid {first.pid}" in one_line(second.stderr)
     from segconvert import validate_dataset
 
-    assert list(validate_dataset(out, "nucleus")) == []
+    assert validate_dataset(out, "nucleus", registry=registry, jobs=1) == (1500, [])
     assert len(read_jsonl(out / "annotations.jsonl")) == 1500
 
 
@@ -652,3 +652,33 @@ def test_spooled_image_ids_are_those_assign_ids_gives(tmp_path):
             spool.add([{"id": value}, {}])
         ids = spooled_image_ids(spool)
         assert [ids(k, image) for k, (image, _) in enumerate(spool)] == [e["id"] for e in expected]
+
+
+def test_a_cityscapes_file_symlinked_out_of_the_dataset_is_refused(tmp_path, registry):
+    from helpers import synthetic_instance_ids, write_gtfine_frame
+
+    root = tmp_path / "cs"
+    write_gtfine_frame(root, "val", "aachen", "aachen_000000_000019", synthetic_instance_ids(0))
+    write_gtfine_frame(
+        root, "val", "aachen", "aachen_000001_000019", synthetic_instance_ids(1), label_ids=False
+    )
+    secret = tmp_path / "secret.png"
+    frame = root / "gtFine" / "val" / "aachen" / "aachen_000001_000019_gtFine_instanceIds.png"
+    frame.rename(secret)
+    frame.symlink_to(secret)
+    (root / "gtFine" / "val" / "aachen" / "aachen_000002_000019_gtFine_labelIds.png").symlink_to(
+        "/dev/zero"
+    )
+    report = convert(
+        root,
+        tmp_path / "out",
+        from_format="cityscapes",
+        to_format="nucleus",
+        registry=registry,
+        jobs=1,
+    )
+    assert report.converted == 1
+    assert sorted((e["item"], e["rule"]) for e in report.errors) == [
+        ("aachen_000001_000019", "unsafe-path"),
+        ("aachen_000002_000019", "unsafe-path"),
+    ]

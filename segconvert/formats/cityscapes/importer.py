@@ -24,12 +24,15 @@ from segconvert import (
     ItemError,
     MetaKey,
     Option,
+    RejectedItem,
     Sample,
     Segment,
     UsageError,
+    is_remote_location,
     location,
     read_json,
     read_png,
+    safe_join,
     smallest_index_dtype,
 )
 
@@ -71,25 +74,33 @@ class CityscapesContext:
     void_label: str = DEFAULT_VOID_LABEL
 
 
-def find_frames(root: Path) -> list[FrameRef]:
-    """Every frame under ``root``, grouped by reference id, sorted by split, city and id."""
+def find_frames(root: Path) -> list[FrameRef | RejectedItem]:
+    """Every frame under ``root``, grouped by reference id, sorted by split, city and id; a
+    file that is a symlink leading out of ``root`` is a rejected item (``unsafe-path``)."""
     frames: dict[tuple[str, str, str], dict[str, str]] = {}
     kinds: dict[tuple[str, str, str], str] = {}
+    escaped: list[RejectedItem] = []
     files = [root] if root.is_file() else root.rglob("*_gt*_*")
     for path in files:
         match = FILE_NAME.match(path.name)
         if not match or match.group("type") not in SOURCE_TYPES:
             continue
+        if path != root and not is_remote_location(path) and path.is_symlink():
+            try:
+                safe_join(root, path.relative_to(root).as_posix(), item=match.group("ref"))
+            except ItemError as exc:
+                escaped.append(RejectedItem(exc))
+                continue
         split = path.parent.parent.name if path.parent.parent != path.parent else ""
         reference_id = match.group("ref")
         key = (split, city_of(reference_id, path.parent.name), reference_id)
         frames.setdefault(key, {})[match.group("type")] = str(path)
         kinds[key] = match.group("kind")
-    refs = []
+    refs: list[FrameRef | RejectedItem] = []
     for key in sorted(frames):
         split, city, reference_id = key
         refs.append(FrameRef(reference_id, split, city, kinds[key], frames[key]))
-    return refs
+    return refs + escaped
 
 
 def written_label_table(path: Path) -> Path | None:

@@ -26,6 +26,7 @@ from segconvert import (
     Option,
     Sample,
     Segment,
+    is_remote_location,
     location,
     parse_json_line,
     read_json,
@@ -193,6 +194,10 @@ def load_image_records(path: Path) -> dict[str, Any]:
 def resolve_mask(url: str, ctx: NucleusContext, item: str) -> Path:
     """The local file behind a ``mask_url``; never a file outside the dataset folder."""
     bases = [b for b in (ctx.mask_dir, ctx.root) if b is not None]
+    for base in bases:  # a URL naming an object under the dataset itself (a remote export)
+        prefix = str(base).rstrip("/") + "/"
+        if is_remote_location(base) and url.startswith(prefix):
+            return safe_join(base, unquote(url[len(prefix) :]), item=item)
     if is_remote(url) or "://" in url:
         parts = PurePosixPath(unquote(urlparse(url).path)).parts[1:]
     else:
