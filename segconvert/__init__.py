@@ -12,6 +12,7 @@ in ``__all__`` are the public API (built-in formats use nothing else).
 from __future__ import annotations
 
 from segconvert import schemas
+from segconvert.api import OpenDataset, open, write
 from segconvert.coco import (
     assign_ids,
     categories_from_coco,
@@ -87,6 +88,7 @@ from segconvert.storage import (
     write_json_streamed,
 )
 from segconvert.storage import is_remote as is_remote_location
+from segconvert.subset import Subset
 from segconvert.validate import validate_dataset
 
 __all__ = [
@@ -104,6 +106,7 @@ __all__ = [
     "ItemError",
     "ItemRef",
     "MetaKey",
+    "OpenDataset",
     "Option",
     "OutputError",
     "PluginError",
@@ -113,6 +116,7 @@ __all__ = [
     "SegconvertError",
     "Segment",
     "Spool",
+    "Subset",
     "UnknownFormatError",
     "UsageError",
     "ValidationError",
@@ -142,6 +146,7 @@ __all__ = [
     "make_folder",
     "map_ids",
     "open_input",
+    "open",
     "paint",
     "placeholder_categories",
     "parse_json_line",
@@ -160,5 +165,6 @@ __all__ = [
     "smallest_index_dtype",
     "validate_dataset",
     "write_json_streamed",
+    "write",
     "write_png",
 ]

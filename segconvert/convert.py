@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from segconvert import storage
@@ -24,10 +24,12 @@ from segconvert.run import (
     NOTES_REPORT_NAME,
     ConversionReport,
     Progress,
+    dry_run_report,
     run_plan,
     write_error_report,
     write_jsonl_report,
 )
+from segconvert.subset import Subset
 from segconvert.transforms import LabelMap, Mode, OverflowPolicy
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "check_output",
     "convert",
     "default_jobs",
+    "dry_run_report",
     "plan_conversion",
     "run_plan",
     "split_options",
@@ -63,6 +66,9 @@ def convert(
     label_map: str | os.PathLike[str] | LabelMap | None = None,
     on_overflow: OverflowPolicy | str = OverflowPolicy.ERROR,
     void_label: str | None = None,
+    limit: int | None = None,
+    items: str | os.PathLike[str] | Collection[str] | None = None,
+    dry_run: bool = False,
     storage_options: Mapping[str, Any] | None = None,
 ) -> ConversionReport:
     """Convert the dataset at ``source`` into ``output`` as ``to_format``.
@@ -87,6 +93,11 @@ def convert(
             with more segments than the target holds (Nucleus: 256).
         void_label: label of the void Segment (default ``"void"``; ``"background"`` in
             instance mode).
+        limit: convert only the first ``limit`` items (see :mod:`segconvert.subset`).
+        items: convert only these reference ids: a file with one per line, or a collection;
+            a listed id the source lacks is a failed item (rule ``item-not-found``).
+        dry_run: plan and run every dataset-level check, list the items that would be written
+            (``report.planned``) and write nothing: ``output`` is not even created.
         storage_options: fsspec options for URL sources and outputs (``endpoint_url``,
             ``key``, ``anon``...), on top of what the environment and fsspec's config give.
 
@@ -114,8 +125,11 @@ def convert(
             label_map=label_map,
             on_overflow=on_overflow,
             void_label=void_label,
+            subset=Subset.of(limit, items),
             storage_options=storage_options,
         )
+        if dry_run:
+            return dry_run_report(plan, started)
         return run_plan(plan, jobs=jobs, fail_fast=fail_fast, progress=progress, started=started)
     except OSError as exc:  # anything the storage helpers did not already put in words
         raise OutputError(storage.describe_os_error(exc, "cannot use")) from None

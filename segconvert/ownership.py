@@ -57,10 +57,11 @@ def is_state_file(relative: str) -> bool:
 # ---------------------------------------------------------------- containment
 
 
-def check_containment(output: Path, source: Path) -> None:
+def check_containment(output: Path, source: Path | None) -> None:
     """Refuse an ``output`` that is the source, contains it, or lies inside a source folder
-    (the next run would read its own output back as input)."""
-    if is_remote(output) != is_remote(source):
+    (the next run would read its own output back as input). ``None`` or a source that does
+    not exist (samples built in memory): nothing to check."""
+    if source is None or is_remote(output) != is_remote(source) or not source.exists():
         return
     source_is_dir = source.is_dir()
     source_folder = source if source_is_dir else source.parent
@@ -267,7 +268,12 @@ class Ownership:
 
 
 def check_output(
-    output: Path, source: Path, overwrite: bool, resume: bool = False, *, has_journal: Any = None
+    output: Path,
+    source: Path | None,
+    overwrite: bool,
+    resume: bool = False,
+    *,
+    has_journal: Any = None,
 ) -> None:
     """Everything about ``output`` that can be refused before anything is written.
 

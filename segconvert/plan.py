@@ -23,6 +23,7 @@ from segconvert.journal import has_journal
 from segconvert.model import Dataset, check_categories
 from segconvert.ownership import check_output
 from segconvert.registry import Registry, build_registry
+from segconvert.subset import Subset
 from segconvert.transforms import (
     LabelMap,
     Mode,
@@ -52,6 +53,8 @@ class ConversionPlan:
     resume: bool
     params: Mapping[str, Any]
     """What identifies this conversion for ``--resume`` (source, formats, options, transform)."""
+    subset: Subset = Subset()
+    """Which items to convert (``--limit``, ``--items``); everything by default."""
     overwrite: bool = False
     storage_options: Mapping[str, Any] = field(default_factory=dict)
     """fsspec options for URL sources and outputs (``--storage-option``)."""
@@ -75,6 +78,19 @@ def split_options(
             f"or exporter {exporter.name!r}"
         )
     return _with_defaults(known_import, given), _with_defaults(known_export, given)
+
+
+def format_options(
+    descriptor: Importer | Exporter, options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The options of one format, defaults filled in; a key it does not take is a usage error."""
+    given = {k.replace("-", "_"): v for k, v in (options or {}).items() if v is not None}
+    known = {o.key: o for o in descriptor.options}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        names = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise UsageError(f"option(s) {names} not accepted by format {descriptor.name!r}")
+    return _with_defaults(known, given)
 
 
 def _with_defaults(known: Mapping[str, Option], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,9 +135,11 @@ def plan_conversion(
     label_map: str | os.PathLike[str] | LabelMap | None = None,
     on_overflow: OverflowPolicy | str = OverflowPolicy.ERROR,
     void_label: str | None = None,
+    subset: Subset | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> ConversionPlan:
-    """Decide and check a conversion (the arguments are those of :func:`segconvert.convert`).
+    """Decide and check a conversion (the arguments are those of :func:`segconvert.convert`;
+    ``subset`` is its ``limit`` and ``items``).
 
     Raises:
         SegconvertError: anything dataset-level that is wrong, before any output is written.
@@ -137,6 +155,54 @@ def plan_conversion(
     if not source_path.exists():
         raise UsageError(f"source {source_path} does not exist")
     check_output(output_path, source_path, overwrite, resume, has_journal=has_journal)
+    importer_provider = registry.describe_importer_provider(importer.name)
+    with blame(importer_provider, importer.name, "scan"):
+        dataset = importer.open(source_path, import_options)
+    return plan_dataset(
+        dataset,
+        source_path,
+        output_path,
+        importer=importer,
+        exporter=exporter,
+        importer_provider=importer_provider,
+        exporter_provider=registry.describe_exporter_provider(exporter.name),
+        import_options=import_options,
+        export_options=export_options,
+        resume=resume,
+        mode=mode,
+        label_map=label_map,
+        on_overflow=on_overflow,
+        void_label=void_label,
+        subset=subset,
+        overwrite=overwrite,
+        storage_options=storage_options,
+    )
+
+
+def plan_dataset(
+    dataset: Dataset,
+    source_path: Path,
+    output_path: Path,
+    *,
+    importer: Importer,
+    exporter: Exporter,
+    importer_provider: str,
+    exporter_provider: str,
+    import_options: Mapping[str, Any],
+    export_options: Mapping[str, Any],
+    resume: bool = False,
+    mode: Mode | str = Mode.PANOPTIC,
+    label_map: str | os.PathLike[str] | LabelMap | None = None,
+    on_overflow: OverflowPolicy | str = OverflowPolicy.ERROR,
+    void_label: str | None = None,
+    subset: Subset | None = None,
+    overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+) -> ConversionPlan:
+    """The dataset-level half of :func:`plan_conversion`, for a dataset already opened (or
+    built in memory, as :func:`segconvert.write` does): label map, transform, export context,
+    the category checks and the exporter's ``check_dataset``."""
+    subset = subset or Subset()
     transform = Transform(
         parse_mode(mode), parse_overflow_policy(on_overflow), exporter.max_segments, void_label
     )
@@ -145,11 +211,6 @@ def plan_conversion(
         if label_map is None or isinstance(label_map, LabelMap)
         else LabelMap.load(label_map)
     )
-    importer_provider = registry.describe_importer_provider(importer.name)
-    exporter_provider = registry.describe_exporter_provider(exporter.name)
-
-    with blame(importer_provider, importer.name, "scan"):
-        dataset = importer.open(source_path, import_options)
     check_categories(dataset.categories)
     transform, categories = transform.for_dataset(dataset.categories, mapping)
     context = ExportContext(
@@ -171,6 +232,8 @@ def plan_conversion(
         "label_map": str(label_map) if label_map is not None else None,
         "on_overflow": transform.on_overflow.value,
         "void_label": void_label,
+        "limit": subset.limit,
+        "items": sorted(subset.reference_ids) if subset.reference_ids is not None else None,
     }
     return ConversionPlan(
         source=source_path,
@@ -185,6 +248,7 @@ def plan_conversion(
         import_options=import_options,
         resume=resume,
         params=params,
+        subset=subset,
         overwrite=overwrite,
         storage_options=dict(storage_options or {}),
     )
