@@ -25,39 +25,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from generate import coco_panoptic  # noqa: E402
-from s3server import S3Server, free_port  # noqa: E402
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], S3Server]:
-    """moto_server on a free loopback port, with the environment a client needs."""
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    env = {
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_ENDPOINT_URL": endpoint,
-    }
-    os.environ.update(env)
-    deadline = time.monotonic() + 30
-    import urllib.request
-
-    while True:
-        try:
-            urllib.request.urlopen(endpoint, timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise SystemExit("moto_server did not start") from None
-            time.sleep(0.1)
-    return process, S3Server(endpoint, env)
+from s3server import moto_server  # noqa: E402
 
 
 def timed(args: list[str]) -> float:
@@ -68,6 +36,15 @@ def timed(args: list[str]) -> float:
     return time.perf_counter() - started
 
 
+RUNS = [
+    ("local -> local", "{local}", "{root}/n", "coco-panoptic", "nucleus"),
+    ("s3 -> s3", "{remote}", "s3://bench/n", "coco-panoptic", "nucleus"),
+    ("back: local -> local", "{root}/n", "{root}/b", "nucleus", "coco-panoptic"),
+    ("back: s3 -> local", "s3://bench/n", "{root}/b2", "nucleus", "coco-panoptic"),
+]
+"""(name, source, output, from, to) of the conversions timed, in order."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=2000)
@@ -75,87 +52,22 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
     args = parser.parse_args()
-    process, s3 = start_moto()
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            root = Path(folder)
-            json_path = coco_panoptic(
-                root / "coco", args.count, width=args.width, height=args.height
-            )
-            s3.bucket("bench")
-            started = time.perf_counter()
-            s3.upload(json_path.parent, "s3://bench/coco")
-            upload = time.perf_counter() - started
-            remote_json = f"s3://bench/coco/{json_path.name}"
-            common = ["--jobs", str(args.jobs), "--quiet"]
-            rows = [
-                (
-                    "local -> local",
-                    timed(
-                        [
-                            "convert",
-                            str(json_path),
-                            str(root / "n"),
-                            "--from",
-                            "coco-panoptic",
-                            "--to",
-                            "nucleus",
-                            *common,
-                        ]
-                    ),
-                ),
-                (
-                    "s3 -> s3",
-                    timed(
-                        [
-                            "convert",
-                            remote_json,
-                            "s3://bench/n",
-                            "--from",
-                            "coco-panoptic",
-                            "--to",
-                            "nucleus",
-                            *common,
-                        ]
-                    ),
-                ),
-                (
-                    "back: local -> local",
-                    timed(
-                        [
-                            "convert",
-                            str(root / "n"),
-                            str(root / "b"),
-                            "--from",
-                            "nucleus",
-                            "--to",
-                            "coco-panoptic",
-                            *common,
-                        ]
-                    ),
-                ),
-                (
-                    "back: s3 -> local",
-                    timed(
-                        [
-                            "convert",
-                            "s3://bench/n",
-                            str(root / "b2"),
-                            "--from",
-                            "nucleus",
-                            "--to",
-                            "coco-panoptic",
-                            *common,
-                        ]
-                    ),
-                ),
-            ]
-    finally:
-        process.terminate()
-        process.wait()
+    rows = []
+    with moto_server() as s3, tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        json_path = coco_panoptic(root / "coco", args.count, width=args.width, height=args.height)
+        s3.bucket("bench")
+        started = time.perf_counter()
+        s3.upload(json_path.parent, "s3://bench/coco")
+        upload = time.perf_counter() - started
+        names = {"local": json_path, "remote": f"s3://bench/coco/{json_path.name}", "root": root}
+        for name, source, output, source_format, target in RUNS:
+            command = ["convert", source.format(**names), output.format(**names)]
+            command += ["--from", source_format, "--to", target, "--jobs", str(args.jobs)]
+            rows.append((name, timed([*command, "--quiet"])))
     print(
         f"\n{args.count} images of {args.width}x{args.height}, --jobs {args.jobs}, "
-        f"{platform.python_version()}, {os.cpu_count()} cores; moto_server on loopback "
+        f"Python {platform.python_version()}, {os.cpu_count()} cores; moto_server on loopback "
         f"(upload of the source: {upload:.1f} s, not counted)\n"
     )
     print("| run | seconds | images/s |")

@@ -19,6 +19,7 @@ from segconvert.coco import (
     categories_to_coco,
     fallback_color,
     image_record,
+    missing_ids,
     placeholder_categories,
     reference_id_from_names,
 )
@@ -145,6 +146,7 @@ __all__ = [
     "location",
     "make_folder",
     "map_ids",
+    "missing_ids",
     "open_input",
     "open",
     "paint",

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,10 @@ class S3Server:
         return {name[len(base) + 1 :]: fs.cat_file(name) for name in sorted(fs.find(base))}
 
 
-@pytest.fixture(scope="session")
-def s3() -> Iterator[S3Server]:
-    """Start ``moto_server`` on a free loopback port for the session; stop it afterwards."""
-    pytest.importorskip("s3fs")
-    pytest.importorskip("moto.server")
+@contextmanager
+def moto_server() -> Iterator[S3Server]:
+    """Run ``moto_server`` on a free loopback port with the client environment set (dummy
+    credentials, ``AWS_ENDPOINT_URL``, no EC2 metadata); stop it and restore the environment."""
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
@@ -112,3 +112,12 @@ def s3() -> Iterator[S3Server]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """A moto S3 server on loopback for the session (skipped without s3fs and moto)."""
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto.server")
+    with moto_server() as server:
+        yield server

@@ -22,6 +22,7 @@ from segconvert import (
     ids_to_rgb_table,
     image_record,
     json_native,
+    missing_ids,
     paint,
     safe_join,
     schemas,
@@ -177,21 +178,7 @@ def write_dataset(records: Iterable[CocoRecord], ctx: ExportContext) -> list[Pat
 def spooled_image_ids(spool: Spool) -> Callable[[int, dict[str, Any]], Any]:
     """The id of the image at each position, as :func:`assign_image_ids` gives it, found in
     one pass that keeps only the ids (not the records)."""
-    used: set[Any] = set()
-    pending: list[int] = []
-    for position, (image, _) in enumerate(spool):
-        value = image.get("id")
-        if value is None or value in used:
-            pending.append(position)
-        else:
-            used.add(value)
-    assigned: dict[int, int] = {}
-    next_id = max([v for v in used if isinstance(v, int)], default=0) + 1
-    for position in pending:
-        while next_id in used:
-            next_id += 1
-        assigned[position] = next_id
-        used.add(next_id)
+    assigned = missing_ids(image.get("id") for image, _ in spool)
 
     def image_id(position: int, image: dict[str, Any]) -> Any:
         return assigned.get(position, image.get("id"))
