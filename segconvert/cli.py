@@ -320,7 +320,7 @@ def make_cli(registry: Registry) -> click.Group:
             click.echo(f"refused: {problem}")
 
     @cli.command("validate")
-    @click.argument("path", type=click.Path(exists=True))
+    @click.argument("path", type=LOCATION)
     @click.option("--format", "format_name", required=True, help="Format of PATH.")
     @click.option(
         "--jobs",

@@ -9,15 +9,15 @@ every pixel value listed, stored area/bbox = pixels).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from segconvert.descriptors import ExportContext
-from segconvert.errors import SegconvertError
+from segconvert.errors import SegconvertError, UsageError
 from segconvert.executors import run_items
 from segconvert.items import ItemJob, ItemStatus, unique_references
 from segconvert.model import Sample
 from segconvert.registry import Registry, build_registry
+from segconvert.storage import location
 
 
 def _discard(sample: Sample, ctx: ExportContext) -> None:
@@ -38,7 +38,9 @@ def validate_dataset(
     """
     registry = registry or build_registry()
     importer = registry.importer(format)
-    source = Path(path)
+    source = location(path)
+    if not source.exists():
+        raise UsageError(f"{source} does not exist")
     problems: list[dict[str, Any]] = []
     if importer.check_documents:
         problems.extend(e.to_record() for e in importer.check_documents(source, {}))

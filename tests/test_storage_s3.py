@@ -22,7 +22,7 @@ from helpers import (
 from s3server import S3Server
 from test_resume import tiny_specs, tree_bytes
 
-from segconvert import OutputError, convert
+from segconvert import OutputError, convert, validate_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -80,6 +80,7 @@ def test_coco_panoptic_to_nucleus_on_s3_writes_every_object_as_a_local_run(s3, r
         "s3://out/run1",
     )
     assert remote == expected
+    assert validate_dataset("s3://out/run1", "nucleus", registry=registry, jobs=1) == (2, [])
     assert not Path("s3:").exists() and not (Path.cwd() / "s3:").exists()
 
     # ... and the way back from s3://out/run1 equals the way back from the local output.
