@@ -24,7 +24,7 @@ from segconvert.coco import (
     reference_id_from_names,
 )
 from segconvert.convert import ERROR_REPORT_NAME, ConversionReport, convert
-from segconvert.descriptors import ExportContext, Exporter, Importer, Option
+from segconvert.descriptors import STRICT, ExportContext, Exporter, Importer, Option
 from segconvert.errors import (
     FormatConflictError,
     InputError,
@@ -71,7 +71,9 @@ from segconvert.model import (
     DEFAULT_VOID_LABEL,
     Category,
     Dataset,
+    ImageKey,
     ItemRef,
+    ItemReference,
     MetaKey,
     RejectedItem,
     Sample,
@@ -80,6 +82,7 @@ from segconvert.model import (
     smallest_index_dtype,
 )
 from segconvert.registry import Registry, build_registry
+from segconvert.schemas import Schema
 from segconvert.storage import (
     Spool,
     location,
@@ -96,6 +99,7 @@ __all__ = [
     "DEFAULT_VOID_LABEL",
     "ERROR_REPORT_NAME",
     "MAX_IMAGE_PIXELS",
+    "STRICT",
     "Category",
     "ConversionReport",
     "Dataset",
@@ -106,6 +110,8 @@ __all__ = [
     "InputError",
     "ItemError",
     "ItemRef",
+    "ImageKey",
+    "ItemReference",
     "MetaKey",
     "OpenDataset",
     "Option",
@@ -114,6 +120,7 @@ __all__ = [
     "Registry",
     "RejectedItem",
     "Sample",
+    "Schema",
     "SegconvertError",
     "Segment",
     "Spool",

@@ -15,12 +15,18 @@ from typing import Any
 import click
 
 from segconvert import schemas
+from segconvert.cli_options import (
+    FormatOptionsCommand,
+    click_option,
+    describe_options,
+    sections,
+    with_format_options,
+)
 from segconvert.convert import ConversionReport, convert
-from segconvert.descriptors import Option
-from segconvert.errors import SegconvertError
+from segconvert.errors import SegconvertError, UsageError
 from segconvert.inspect_commands import add_inspection_commands, progress_bar, subset_options
 from segconvert.manager import third_party_disabled_by_env
-from segconvert.registry import Registry, build_registry
+from segconvert.registry import FormatOption, Registry, Side, build_registry
 from segconvert.storage import parse_storage_options
 from segconvert.transforms import MODES, OVERFLOW_POLICIES
 from segconvert.validate import validate_dataset
@@ -30,28 +36,13 @@ LOCATION = click.STRING
 PLANNED_SHOWN = 20
 """How many planned items a dry run prints (``--json`` lists every one)."""
 
-_CLICK_TYPES: dict[str, Any] = {
-    "str": str,
-    "int": int,
-    "path": click.Path(),
-}
 
-
-def _click_option(option: Option) -> Callable[[Any], Any]:
-    if option.type == "flag":
-        return click.option(
-            f"--{option.name}", option.key, is_flag=True, default=None, help=option.help
-        )
-    kind = click.Choice(option.choices) if option.choices else _CLICK_TYPES[option.type]
-    return click.option(f"--{option.name}", option.key, type=kind, default=None, help=option.help)
-
-
-def _run_options(registry: Registry) -> Callable[[Any], Any]:
-    """Decorate a conversion command with the shared run options and every format option."""
+def _run_options(entries: Sequence[FormatOption]) -> Callable[[Any], Any]:
+    """Decorate a conversion command with the shared run options and the format options of
+    ``entries`` (shown grouped by format and side)."""
 
     def decorate(command: Any) -> Any:
-        for option in reversed(registry.all_options()):
-            command = _click_option(option)(command)
+        command = with_format_options(entries)(command)
         for decorator in reversed(
             [
                 click.option(
@@ -214,9 +205,16 @@ def make_cli(registry: Registry) -> click.Group:
     def cli(traceback: bool, no_plugins: bool) -> None:
         """Convert segmentation datasets to and from Scale Nucleus, losslessly and validated."""
 
-    run_options = _run_options(registry)
+    every_format = registry.format_options()
+    run_options = _run_options(every_format)
+    coco_to_nucleus_options = registry.format_options(
+        [("coco-panoptic", Side.IMPORT), ("nucleus", Side.EXPORT)]
+    )
+    nucleus_to_coco_options = registry.format_options(
+        [("nucleus", Side.IMPORT), ("coco-panoptic", Side.EXPORT)]
+    )
 
-    @cli.command("convert")
+    @cli.command("convert", cls=FormatOptionsCommand, format_options=every_format)
     @click.argument("source", type=LOCATION)
     @click.argument("output", type=LOCATION)
     @click.option("--from", "from_format", help="Source format (detected when omitted).")
@@ -228,26 +226,35 @@ def make_cli(registry: Registry) -> click.Group:
         """Convert SOURCE (file or folder) into the folder OUTPUT."""
         _run_conversion(registry, source, output, from_format, to_format, params)
 
-    @cli.command("coco-to-nucleus")
+    @cli.command(
+        "coco-to-nucleus", cls=FormatOptionsCommand, format_options=coco_to_nucleus_options
+    )
     @click.argument("source", type=LOCATION)
     @click.argument("output", type=LOCATION)
-    @run_options
+    @_run_options(coco_to_nucleus_options)
     def coco_to_nucleus(source: str, output: str, **params: Any) -> None:
         """COCO panoptic SOURCE (JSON or folder) -> Nucleus in OUTPUT."""
         _run_conversion(registry, source, output, "coco-panoptic", "nucleus", params)
 
-    @cli.command("nucleus-to-coco")
+    @cli.command(
+        "nucleus-to-coco", cls=FormatOptionsCommand, format_options=nucleus_to_coco_options
+    )
     @click.argument("source", type=LOCATION)
     @click.argument("output", type=LOCATION)
-    @run_options
+    @_run_options(nucleus_to_coco_options)
     def nucleus_to_coco(source: str, output: str, **params: Any) -> None:
         """Nucleus SOURCE (folder or annotations file) -> COCO panoptic in OUTPUT."""
         _run_conversion(registry, source, output, "nucleus", "coco-panoptic", params)
 
     @cli.command("formats")
+    @click.argument("format_name", metavar="[FORMAT]", required=False)
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    def formats_command(as_json: bool) -> None:
-        """List the formats: direction, aliases, provider, missing requirements."""
+    def formats_command(format_name: str | None, as_json: bool) -> None:
+        """List the formats: direction, aliases, provider, missing requirements.
+
+        With FORMAT, show that format alone with every option it takes (type, default, help).
+        """
+        canonical = _canonical_format(registry, format_name) if format_name else None
         rows: list[dict[str, Any]] = []
         for direction, entries in (
             ("import", registry.importers()),
@@ -255,6 +262,9 @@ def make_cli(registry: Registry) -> click.Group:
         ):
             for entry in entries:
                 d = entry.descriptor
+                if canonical is not None and d.name != canonical:
+                    continue
+                options = registry.format_options([(d.name, Side(direction))])
                 rows.append(
                     {
                         "name": d.name,
@@ -265,11 +275,15 @@ def make_cli(registry: Registry) -> click.Group:
                         "missing_requirements": d.missing_requirements(),
                         "installed": not d.missing_requirements(),
                         "description": d.description,
+                        "options": describe_options(options),
                     }
                 )
         if as_json:
             schemas.validate(schemas.FORMATS_LISTING, rows)
             click.echo(json.dumps(rows, indent=2))
+            return
+        if canonical is not None:
+            _print_format(registry, rows)
             return
         for row in rows:
             aliases = f" (aka {', '.join(row['aliases'])})" if row["aliases"] else ""
@@ -346,21 +360,50 @@ def make_cli(registry: Registry) -> click.Group:
             click.echo(f"{checked} item(s) checked: {status}", err=bool(problems))
         sys.exit(1 if problems else 0)
 
-    add_inspection_commands(cli, registry, _click_option)
+    add_inspection_commands(cli, registry, click_option)
     registry.register_commands(cli)
     return cli
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``segconvert`` command."""
+def _canonical_format(registry: Registry, name: str) -> str:
+    """The canonical name of importer or exporter ``name`` (or an alias)."""
+    for lookup in (registry.importer, registry.exporter):
+        try:
+            return lookup(name).name
+        except UsageError:
+            continue
+    registry.importer(name)  # raises the "did you mean" error
+    raise AssertionError("unreachable")
+
+
+def _print_format(registry: Registry, rows: list[dict[str, Any]]) -> None:
+    """One format: a line per direction, then its options grouped by side."""
+    for row in rows:
+        aliases = f" (aka {', '.join(row['aliases'])})" if row["aliases"] else ""
+        click.echo(f"{row['name']} {row['direction']}{aliases}: {row['description']}")
+    name = rows[0]["name"]
+    entries = registry.format_options([(name, Side.IMPORT), (name, Side.EXPORT)])
+    formatter = click.HelpFormatter()
+    for heading, options in sections(entries):
+        with formatter.section(heading):
+            formatter.write_dl(options)
+    if not entries:
+        formatter.write_paragraph()
+        formatter.write_text(f"{name} takes no options.")
+    click.echo(formatter.getvalue().rstrip("\n"))
+
+
+def main(argv: Sequence[str] | None = None, *, registry: Registry | None = None) -> None:
+    """Entry point of the ``segconvert`` command (``registry``: formats to use instead of the
+    installed ones, for tests and embedding)."""
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args
     no_plugins = "--no-plugins" in args or third_party_disabled_by_env()
     try:
-        registry = build_registry(load_third_party=not no_plugins)
+        registry = registry or build_registry(load_third_party=not no_plugins)
+        cli = make_cli(registry)
         for warning in registry.warnings():
             click.echo(f"segconvert: warning: {warning}", err=True)
-        cli = make_cli(registry)
         cli.main(args=args, prog_name="segconvert", standalone_mode=False)
     except SegconvertError as exc:
         if show_traceback:

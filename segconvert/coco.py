@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from segconvert.errors import InputError
-from segconvert.model import Category, Sample
+from segconvert.model import Category, ImageKey, Sample
 
 CATEGORY_KEYS = ("id", "name", "supercategory", "isthing", "color")
 
@@ -130,7 +130,7 @@ def missing_ids(values: Iterable[Any]) -> dict[int, int]:
 def image_record(sample: Sample) -> dict[str, Any]:
     """The COCO image entry of a sample: the source's own record when it had one (all its
     keys kept), with width and height from the mask and a file name if it lacked one."""
-    image = dict(sample.metadata.get("image") or {})
+    image = dict(sample.metadata.get(ImageKey.IMAGE) or {})
     image.update(width=sample.width, height=sample.height)
     image.setdefault("file_name", sample.file_name or f"{sample.reference_id}.jpg")
     image.setdefault("id", None)

@@ -13,12 +13,15 @@ import importlib.util
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from segconvert.errors import ItemError
 from segconvert.model import DEFAULT_VOID_LABEL, Category, Dataset, ItemRef, Sample
+from segconvert.schemas import Schema
 
 OptionType = Literal["str", "path", "int", "flag", "choice"]
+OPTION_TYPES: tuple[str, ...] = get_args(OptionType)
+"""The option types the CLI knows how to parse."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,18 @@ class Option:
     def key(self) -> str:
         """The key of this option in an ``options`` mapping."""
         return self.name.replace("-", "_")
+
+
+STRICT = Option(
+    "strict",
+    "Apply every check of `segconvert validate` while reading (stored areas and boxes, "
+    "PNG ids = JSON ids, the emit profile of each document).",
+    type="flag",
+    default=False,
+)
+"""The declared validation strictness of an importer: an importer that can read strictly
+lists this option; its ``scan`` then finds ``options["strict"]`` (``True`` under
+``segconvert validate``). An importer that does not list it is never passed it."""
 
 
 def _missing_modules(modules: Iterable[str]) -> list[str]:
@@ -65,6 +80,8 @@ class Importer:
         requires: importable module names this format needs beyond segconvert's own.
         check_documents: ``check_documents(path, options) -> Iterable[ItemError]``: schema
             checks of the format's aggregate documents, used by ``segconvert validate``.
+        schemas: the JSON Schemas this format ships (files in its package's ``schemas/``
+            folder); the registry registers them by name for the host.
     """
 
     name: str
@@ -76,6 +93,7 @@ class Importer:
     detect: Callable[[Path], bool] | None = None
     requires: tuple[str, ...] = ()
     check_documents: Callable[[Path, Mapping[str, Any]], Iterable[ItemError]] | None = None
+    schemas: tuple[Schema, ...] = ()
 
     def open(self, path: Path, options: Mapping[str, Any]) -> Dataset:
         """Scan ``path`` and return its lazy :class:`Dataset`, wired to this importer's ``load``."""
@@ -86,6 +104,11 @@ class Importer:
     def missing_requirements(self) -> list[str]:
         """The modules in ``requires`` that are not installed."""
         return _missing_modules(self.requires)
+
+    @property
+    def reads_strictly(self) -> bool:
+        """Whether this importer declares validation strictness (lists :data:`STRICT`)."""
+        return STRICT in self.options
 
 
 @dataclass(frozen=True)
@@ -120,7 +143,7 @@ class Exporter:
         prepare: ``prepare(ctx)`` -- runs once in the parent before any item (make folders).
         max_segments: most segments one item may have (Nucleus: 256); the pipeline applies
             ``--on-overflow`` to items with more. ``None``: no limit.
-        description, aliases, options, requires: as for :class:`Importer`.
+        description, aliases, options, requires, schemas: as for :class:`Importer`.
     """
 
     name: str
@@ -133,6 +156,7 @@ class Exporter:
     aliases: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()
     requires: tuple[str, ...] = ()
+    schemas: tuple[Schema, ...] = ()
 
     def missing_requirements(self) -> list[str]:
         """The modules in ``requires`` that are not installed."""

@@ -58,15 +58,18 @@ class _Ready:
         return self.results
 
 
-def run_items(job: ItemJob, refs: Iterable[ItemRef], jobs: int | None) -> Iterator[ItemResult]:
+def run_items(
+    job: ItemJob, refs: Iterable[ItemRef], jobs: int | None, start_method: str | None = None
+) -> Iterator[ItemResult]:
     """Results of ``job.run`` over ``refs``, in input order, with ``jobs`` processes
-    (``None``: every core; ``1``: in this process)."""
+    (``None``: every core; ``1``: in this process) started by ``start_method`` (``"spawn"``,
+    ``"fork"``, ``"forkserver"``; ``None``: the platform's default)."""
     jobs = jobs or default_jobs()
     if jobs <= 1:
         for ref in refs:
             yield job.run(ref)
         return
-    with multiprocessing.get_context(job.start_method).Pool(jobs, _init_worker, (job,)) as pool:
+    with multiprocessing.get_context(start_method).Pool(jobs, _init_worker, (job,)) as pool:
         in_flight: deque[Any] = deque()
         limit = 4 * jobs
         for chunk in _chunks(refs, CHUNK_SIZE):

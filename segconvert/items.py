@@ -78,9 +78,6 @@ class ItemJob:
     """fsspec options for URL locations, set in every process that runs items."""
     guard: storage.OutputGuard | None = None
     """What the run may write (see :func:`segconvert.storage.guard_output`)."""
-    start_method: str | None = None
-    """How worker processes start: ``"spawn"`` when a location is remote (fsspec's async
-    clients do not survive a fork); None: the platform's default."""
 
     def run(self, ref: ItemRef) -> ItemResult:
         """The result of loading, checking, transforming and writing one item."""

@@ -52,12 +52,14 @@ class ImageKey:
     """dict (Sample): extra fields of the source's per-image annotation record (COCO panoptic
     ``annotations[]`` entry beyond ``segments_info``)."""
     CITYSCAPES = "cityscapes"
-    """dict (Sample): ``{"split", "city"}`` of a Cityscapes frame, so the way back puts it in
-    the same folder."""
+    """dict (Sample): ``{"split", "city", "frame"}`` of a Cityscapes frame, so the way back puts it
+    in the same folder under the same frame name."""
     INFO = "info"
     """dict (Dataset): the COCO ``info`` block."""
     LICENSES = "licenses"
     """list (Dataset): the COCO ``licenses`` block."""
+    COCO_BLOCKS = (INFO, LICENSES)
+    """The dataset-level blocks COCO-family formats carry over."""
 
 
 DEFAULT_VOID_LABEL = "void"

@@ -61,21 +61,31 @@ class ConversionPlan:
 
 
 def split_options(
-    importer: Importer, exporter: Exporter, options: Mapping[str, Any] | None
+    importer: Importer,
+    exporter: Exporter,
+    options: Mapping[str, Any] | None,
+    registry: Registry | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split one options mapping into the importer's and the exporter's, defaults filled in.
 
-    Keys may be given kebab- or snake-case. A key neither format takes is a usage error.
+    Keys may be given kebab- or snake-case. A key neither format takes is a usage error
+    naming the formats (of ``registry``) that do take it.
     """
     given = {k.replace("-", "_"): v for k, v in (options or {}).items() if v is not None}
     known_import = {o.key: o for o in importer.options}
     known_export = {o.key: o for o in exporter.options}
     unknown = sorted(set(given) - set(known_import) - set(known_export))
     if unknown:
-        names = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        name = unknown[0].replace("_", "-")
+        takers = registry.takers(name) if registry is not None else []
+        where = (
+            "; it is an option of " + ", ".join(f"{t.format} ({t.side.value})" for t in takers)
+            if takers
+            else ""
+        )
         raise UsageError(
-            f"option(s) {names} not accepted by importer {importer.name!r} "
-            f"or exporter {exporter.name!r}"
+            f"--{name} is not an option of {importer.name} (import) or "
+            f"{exporter.name} (export){where}"
         )
     return _with_defaults(known_import, given), _with_defaults(known_export, given)
 
@@ -149,7 +159,7 @@ def plan_conversion(
     registry = registry or build_registry()
     importer = registry.importer(from_format) if from_format else registry.detect(source_path)
     exporter = registry.exporter(to_format)
-    import_options, export_options = split_options(importer, exporter, options)
+    import_options, export_options = split_options(importer, exporter, options, registry)
     _check_requirements(importer, exporter)
     _check_output_names(exporter, export_options, output_path)
     if not source_path.exists():

@@ -172,6 +172,7 @@ def run_plan(
     fail_fast: bool = False,
     progress: Progress | None = None,
     started: float | None = None,
+    start_method: str | None = None,
 ) -> ConversionReport:
     """Run every item of ``plan``, write the aggregate files and the reports.
 
@@ -181,6 +182,7 @@ def run_plan(
         progress: called after every item with ``(items done, total or None)``.
         started: the ``time.perf_counter()`` the conversion began at (default: now), so the
             report's time includes planning.
+        start_method: how worker processes start (see :func:`segconvert.executors.run_items`).
     """
     started = time.perf_counter() if started is None else started
     ownership = take_ownership(
@@ -192,7 +194,7 @@ def run_plan(
     )
     storage.guard_output(ownership.guard)
     try:
-        return _run_owned(plan, ownership, jobs, fail_fast, progress, started)
+        return _run_owned(plan, ownership, jobs, fail_fast, progress, started, start_method)
     finally:
         storage.guard_output(None)
         ownership.release()
@@ -205,6 +207,7 @@ def _run_owned(
     fail_fast: bool,
     progress: Progress | None,
     started: float,
+    start_method: str | None,
 ) -> ConversionReport:
     exporter, context, dataset = plan.exporter, plan.context, plan.dataset
     journal = Journal.open(
@@ -242,6 +245,8 @@ def _run_owned(
         remote = storage.is_remote(plan.source) or storage.is_remote(plan.output)
         if storage.in_memory(plan.source) or storage.in_memory(plan.output):
             jobs = 1  # a memory:// filesystem lives in this process only
+        if remote and start_method is None:
+            start_method = "spawn"  # fsspec's async clients do not survive a fork
         job = ItemJob(
             dataset.loader,
             dataset.context,
@@ -250,10 +255,9 @@ def _run_owned(
             plan.transform,
             storage_options=plan.storage_options,
             guard=ownership.guard,
-            start_method="spawn" if remote else None,
         )
         refs = _resumable(unique_references(plan.subset.select(dataset.items)), journal, listed)
-        feed = RecordFeed(run_items(job, refs, jobs), on_result)
+        feed = RecordFeed(run_items(job, refs, jobs, start_method), on_result)
         with blame(plan.exporter_provider, exporter.name, "write_dataset"):
             report.files = list(exporter.write_dataset(feed, context) or [])
         if not feed.exhausted:

@@ -1,7 +1,8 @@
 """``segconvert validate``: run an importer's checks over an existing dataset and list problems.
 
 Document-level checks (schemas of the aggregate files) come from the importer's
-``check_documents``; every item is then loaded in strict mode, which applies the checks a
+``check_documents``; every item is then loaded in strict mode when the importer declares
+it (lists :data:`~segconvert.descriptors.STRICT` among its options), which applies the checks a
 schema cannot express (PNG mode and size, ids in the PNG = ids in the JSON, unique indices,
 every pixel value listed, stored area/bbox = pixels).
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from segconvert.descriptors import ExportContext
+from segconvert.blame import blame
+from segconvert.descriptors import STRICT, ExportContext
 from segconvert.errors import SegconvertError, UsageError
 from segconvert.executors import run_items
 from segconvert.items import ItemJob, ItemStatus, unique_references
@@ -38,16 +40,20 @@ def validate_dataset(
     """
     registry = registry or build_registry()
     importer = registry.importer(format)
+    provider = registry.describe_importer_provider(importer.name)
     source = location(path)
     if not source.exists():
         raise UsageError(f"{source} does not exist")
     problems: list[dict[str, Any]] = []
     if importer.check_documents:
-        problems.extend(e.to_record() for e in importer.check_documents(source, {}))
+        with blame(provider, importer.name, "check_documents"):
+            problems.extend(e.to_record() for e in importer.check_documents(source, {}))
     options: dict[str, Any] = {o.key: o.default for o in importer.options}
-    options["strict"] = True
+    if importer.reads_strictly:
+        options[STRICT.key] = True
     try:
-        dataset = importer.open(source, options)
+        with blame(provider, importer.name, "scan"):
+            dataset = importer.open(source, options)
     except SegconvertError as exc:
         problems.append(
             {

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from helpers import default_spec, read_jsonl, run_cli, write_coco_panoptic
+from helpers import default_spec, read_jsonl, run_cli, run_cli_subprocess, write_coco_panoptic
 from hostile import CASES, break_dataset
 from PIL import Image
 
@@ -30,7 +30,10 @@ def test_every_malformed_coco_item_is_reported_and_the_good_ones_converted(
     out = tmp_path / "data" / "out"
     before = snapshot(tmp_path, out)
     for jobs in ("1", "2"):
-        result = run_cli("coco-to-nucleus", str(json_path), str(out), "--jobs", jobs, "--overwrite")
+        # a real process: a crash on hostile input must not take the test run with it
+        result = run_cli_subprocess(
+            "coco-to-nucleus", str(json_path), str(out), "--jobs", jobs, "--overwrite"
+        )
         assert result.returncode == 3, result.stderr
         assert "Traceback" not in result.stdout + result.stderr
         errors = {e["item"]: e for e in read_jsonl(out / "segconvert-errors.jsonl")}

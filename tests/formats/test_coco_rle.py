@@ -98,6 +98,7 @@ def covering(annotations: list[dict], height: int, width: int) -> np.ndarray:
     return np.stack([decode_any(a["segmentation"], height, width) for a in annotations])
 
 
+@pytest.mark.slow
 @needs_realdata
 @pytest.mark.parametrize("rule", ["smaller-on-top", "later-on-top", "score"])
 def test_overlapping_results_flatten_by_rule_and_report_occlusion(tmp_path, registry, rule):
@@ -175,6 +176,7 @@ def test_overlap_error_rule_fails_exactly_the_overlapping_images(tmp_path, regis
     assert {e["rule"] for e in report.errors} == {"overlap"}
 
 
+@pytest.mark.slow
 @needs_realdata
 def test_real_crowd_rle_survives_nucleus_round_trip_where_nothing_covers_it(tmp_path, registry):
     run(FASTER_COCO_EVAL, tmp_path / "n", registry, "coco-rle", "nucleus")
@@ -211,6 +213,7 @@ def test_real_crowd_rle_survives_nucleus_round_trip_where_nothing_covers_it(tmp_
     assert crowd["area"] == int(decode_any(crowd["segmentation"], *sizes[crowd["image_id"]]).sum())
 
 
+@pytest.mark.slow
 @needs_realdata
 def test_lvis_converts_with_its_categories_and_empty_images(tmp_path, registry):
     report = run(LVIS, tmp_path / "n", registry, "coco-rle", "nucleus")
@@ -368,6 +371,7 @@ def test_exported_instances_validate_and_ids_are_unique(tmp_path, registry):
     assert schemas.problems("coco-instances", document) == []
 
 
+@pytest.mark.slow
 @needs_realdata
 def test_cli_converts_results_with_an_overlap_rule(tmp_path, no_third_party):
     result = run_cli(

@@ -19,7 +19,9 @@ from PIL import Image, ImageDraw
 
 from segconvert import (
     DEFAULT_VOID_LABEL,
+    STRICT,
     Dataset,
+    ImageKey,
     Importer,
     ItemError,
     MetaKey,
@@ -36,6 +38,7 @@ from segconvert import (
     smallest_index_dtype,
 )
 
+from . import shipped_schemas as shipped
 from .labels import (
     OFFICIAL,
     LabelTable,
@@ -319,8 +322,8 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
         segments=segments,
         file_name=f"{ref.frame or item}_leftImg8bit.png",
         metadata={
-            "image": {"id": item},
-            "cityscapes": {"split": ref.split, "city": ref.city, "frame": ref.frame or item},
+            ImageKey.IMAGE: {"id": item},
+            ImageKey.CITYSCAPES: {"split": ref.split, "city": ref.city, "frame": ref.frame or item},
         },
     )
 
@@ -354,12 +357,14 @@ def detect(path: Path) -> bool:
 
 
 IMPORTER = Importer(
+    schemas=shipped.SCHEMAS,
     name="cityscapes",
     description="Cityscapes gtFine/gtCoarse: 16-bit instanceIds, labelIds, labelTrainIds, polygons",
     scan=scan,
     load=load,
     detect=detect,
     options=(
+        STRICT,
         Option(
             "use-train-id",
             "Category ids are trainIds (as csCreatePanopticImgs --use-train-id).",

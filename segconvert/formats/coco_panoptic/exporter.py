@@ -12,6 +12,7 @@ import numpy as np
 from segconvert import (
     ExportContext,
     Exporter,
+    ImageKey,
     ItemError,
     MetaKey,
     Option,
@@ -30,6 +31,8 @@ from segconvert import (
     write_json_streamed,
     write_png,
 )
+
+from . import shipped_schemas as shipped
 
 MAX_SEGMENT_ID = (1 << 24) - 1
 STANDARD_METADATA = (MetaKey.CATEGORY_ID, MetaKey.ISCROWD, MetaKey.SOURCE_ID, MetaKey.VOID)
@@ -117,12 +120,12 @@ def write_item(sample: Sample, ctx: ExportContext) -> CocoRecord:
         "file_name": png_name,
         "segments_info": infos,
     }
-    annotation.update(sample.metadata.get("annotation") or {})
+    annotation.update(sample.metadata.get(ImageKey.ANNOTATION) or {})
     image, annotation = json_native(image), json_native(annotation)
     placeholder = {"id": 0} if image.get("id") is None else {}
-    schemas.validate(schemas.COCO_PANOPTIC, {**image, **placeholder}, "image", item=ref)
+    schemas.validate(shipped.COCO_PANOPTIC, {**image, **placeholder}, "image", item=ref)
     schemas.validate(
-        schemas.COCO_PANOPTIC,
+        shipped.COCO_PANOPTIC,
         {**annotation, "image_id": image.get("id") or 0},
         "annotation",
         item=ref,
@@ -141,14 +144,14 @@ def assign_image_ids(records: list[CocoRecord]) -> None:
 def dataset_skeleton(ctx: ExportContext) -> dict[str, Any]:
     """The panoptic JSON without its images and annotations (validated)."""
     document: dict[str, Any] = {}
-    for key in ("info", "licenses"):
+    for key in ImageKey.COCO_BLOCKS:
         if key in ctx.metadata:
             document[key] = json_native(ctx.metadata[key])
     document["images"] = []
     document["annotations"] = []
     document["categories"] = categories_to_coco(ctx.categories)
     path = ctx.output / f"{json_name(ctx)}.json"
-    schemas.validate(schemas.COCO_PANOPTIC, document, file=str(path))
+    schemas.validate(shipped.COCO_PANOPTIC, document, file=str(path))
     return document
 
 
@@ -187,6 +190,7 @@ def spooled_image_ids(spool: Spool) -> Callable[[int, dict[str, Any]], Any]:
 
 
 EXPORTER = Exporter(
+    schemas=shipped.SCHEMAS,
     name="coco-panoptic",
     aliases=("coco_panoptic",),
     description="COCO panoptic: NAME.json + NAME/<reference_id>.png (RGB ids)",

@@ -15,8 +15,10 @@ from typing import Any
 
 from segconvert import (
     DEFAULT_VOID_LABEL,
+    STRICT,
     Category,
     Dataset,
+    ImageKey,
     Importer,
     InputError,
     ItemError,
@@ -43,6 +45,8 @@ from segconvert import (
     segment_stats,
     smallest_index_dtype,
 )
+
+from . import shipped_schemas as shipped
 
 MAX_SEGMENT_ID = (1 << 24) - 1
 SEGMENT_KEYS = ("id", "category_id", "iscrowd", "area", "bbox")
@@ -132,7 +136,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
         categories = categories_from_coco(sections["categories"], file)
     else:
         categories = categories_from_ids(annotations())
-    metadata: dict[str, Any] = {k: sections[k] for k in ("info", "licenses") if k in sections}
+    metadata: dict[str, Any] = {k: sections[k] for k in ImageKey.COCO_BLOCKS if k in sections}
     context = CocoContext(
         {c.id: (c.name, c.isthing) for c in categories}, bool(options.get("strict"))
     )
@@ -312,9 +316,11 @@ def load(ref: CocoRef, ctx: CocoContext) -> Sample:
         )
     if ctx.strict:
         check_area_and_bbox(ref, infos, mask, has_void)
-    image_metadata: dict[str, Any] = {"image": image if image is not None else {"id": ref.image_id}}
+    image_metadata: dict[str, Any] = {
+        ImageKey.IMAGE: image if image is not None else {"id": ref.image_id}
+    }
     if ref.annotation_extras:
-        image_metadata["annotation"] = dict(ref.annotation_extras)
+        image_metadata[ImageKey.ANNOTATION] = dict(ref.annotation_extras)
     return Sample(
         reference_id=item,
         width=width,
@@ -354,7 +360,7 @@ def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemErro
     """Schema problems of the panoptic JSON (at most 100), each naming its JSON path."""
     json_path = find_json(path)
     document = read_json(json_path)
-    for problem in schemas.problems(schemas.COCO_PANOPTIC, document)[:100]:
+    for problem in schemas.problems(shipped.COCO_PANOPTIC, document)[:100]:
         yield ItemError(problem, rule="schema", file=str(json_path))
 
 
@@ -370,6 +376,7 @@ def detect(path: Path) -> bool:
 
 
 IMPORTER = Importer(
+    schemas=shipped.SCHEMAS,
     name="coco-panoptic",
     aliases=("coco_panoptic",),
     description="COCO panoptic: JSON + RGB PNGs (id = R + 256 G + 256^2 B, 0 = void)",
@@ -378,6 +385,7 @@ IMPORTER = Importer(
     detect=detect,
     check_documents=check_documents,
     options=(
+        STRICT,
         Option(
             "png-dir",
             "Folder of the panoptic PNGs (default: the JSON path without .json).",

@@ -12,6 +12,7 @@ import numpy as np
 from segconvert import (
     ExportContext,
     Exporter,
+    ImageKey,
     ItemError,
     MetaKey,
     Option,
@@ -28,10 +29,10 @@ from segconvert import (
     segment_stats,
 )
 
+from . import shipped_schemas as shipped
 from .importer import CATEGORIES_FILE
+from .shipped_schemas import COCO_INSTANCES, SA1B_IMAGE
 
-COCO_INSTANCES = "coco-instances"
-SA1B_IMAGE = "sa1b-image"
 STANDARD_METADATA = (
     MetaKey.CATEGORY_ID,
     MetaKey.ISCROWD,
@@ -135,7 +136,7 @@ def check_dataset(ctx: ExportContext) -> None:
     """Plan stage: the categories, info and licenses make a valid instances JSON."""
     categories = [c for c in ctx.categories if c.isthing or not ctx.options.get("things_only")]
     document: dict[str, Any] = {
-        k: json_native(ctx.metadata[k]) for k in ("info", "licenses") if k in ctx.metadata
+        k: json_native(ctx.metadata[k]) for k in ImageKey.COCO_BLOCKS if k in ctx.metadata
     }
     coco_categories = categories_to_coco(categories, panoptic=False)
     document.update(images=[], annotations=[], categories=coco_categories)
@@ -166,7 +167,7 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
             annotations.append(annotation)
     assign_ids(annotations)
     document: dict[str, Any] = {
-        k: json_native(ctx.metadata[k]) for k in ("info", "licenses") if k in ctx.metadata
+        k: json_native(ctx.metadata[k]) for k in ImageKey.COCO_BLOCKS if k in ctx.metadata
     }
     document.update(images=images, annotations=annotations, categories=coco_categories)
     path = ctx.output / f"{ctx.options.get('json_name') or 'instances'}.json"
@@ -176,6 +177,7 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
 
 
 EXPORTER = Exporter(
+    schemas=shipped.SCHEMAS,
     name="coco-rle",
     aliases=("coco-instances", "coco_instances"),
     description="COCO instances JSON, every mask a compressed RLE (or SA-1B-style per-image JSONs)",

@@ -17,6 +17,7 @@ from segconvert import (
     MAX_IMAGE_PIXELS,
     Category,
     Dataset,
+    ImageKey,
     Importer,
     InputError,
     ItemError,
@@ -38,6 +39,7 @@ from segconvert import (
     smallest_index_dtype,
 )
 
+from . import shipped_schemas as shipped
 from .overlap import RULES, flatten
 
 CATEGORIES_HELP = (
@@ -117,7 +119,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
             a.get("category_id") for a in annotations if isinstance(a, dict)
         )
     metadata = {
-        k: document[k] for k in ("info", "licenses") if isinstance(document, dict) and k in document
+        k: document[k] for k in ImageKey.COCO_BLOCKS if isinstance(document, dict) and k in document
     }
     grouped: list[RleRef | RejectedItem] = list(group_by_image(annotations, images, file))
     return Dataset(
@@ -289,7 +291,7 @@ def load(ref: RleRef, ctx: RleContext) -> Sample:
         mask=mask,
         segments=segments,
         file_name=image.get("file_name"),
-        metadata={"image": dict(image)},
+        metadata={ImageKey.IMAGE: dict(image)},
         notes=overlap_notes(annotations, flat.areas, flat.visible, ctx.overlap),
     )
 
@@ -362,6 +364,7 @@ def detect(path: Path) -> bool:
 
 
 IMPORTER = Importer(
+    schemas=shipped.SCHEMAS,
     name="coco-rle",
     aliases=("coco-instances", "coco_instances"),
     description="COCO instances/results/LVIS JSON or SA-1B per-image JSONs (RLE or polygons)",

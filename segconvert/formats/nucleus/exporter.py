@@ -30,6 +30,7 @@ from segconvert import (
     write_png,
 )
 
+from . import shipped_schemas as shipped
 from .layout import ANNOTATIONS, IMAGES, ITEMS, MASKS, TAXONOMY, is_remote
 
 MAX_SEGMENTS = 256
@@ -55,7 +56,7 @@ def check_dataset(ctx: ExportContext) -> None:
                 f"not {prefix!r}"
             )
     taxonomy = taxonomy_document(ctx.categories, ctx.metadata, ctx.void_label)
-    schemas.validate(schemas.TAXONOMY, taxonomy, file=str(ctx.output / TAXONOMY))
+    schemas.validate(shipped.TAXONOMY, taxonomy, file=str(ctx.output / TAXONOMY))
 
 
 def prepare(ctx: ExportContext) -> None:
@@ -116,7 +117,7 @@ def write_item(sample: Sample, ctx: ExportContext) -> NucleusRecord:
         "annotation_id": sample.annotation_id,
         "reference_id": ref,
     }
-    schemas.validate(schemas.NUCLEUS_ANNOTATION, line, item=ref)
+    schemas.validate(shipped.NUCLEUS_ANNOTATION, line, item=ref)
     metadata = json_native(sample.metadata)
     image = {
         "reference_id": ref,
@@ -125,7 +126,7 @@ def write_item(sample: Sample, ctx: ExportContext) -> NucleusRecord:
         "height": sample.height,
         "metadata": metadata,
     }
-    schemas.validate(schemas.IMAGE_RECORD, image, item=ref)
+    schemas.validate(shipped.IMAGE_RECORD, image, item=ref)
     item_line = None
     image_prefix = ctx.options.get("image_url_prefix")
     if image_prefix:
@@ -136,7 +137,7 @@ def write_item(sample: Sample, ctx: ExportContext) -> NucleusRecord:
             "height": sample.height,
             "image_url": image_prefix.rstrip("/") + "/" + (sample.file_name or f"{ref}.jpg"),
         }
-        schemas.validate(schemas.NUCLEUS_ITEM, item, item=ref)
+        schemas.validate(shipped.NUCLEUS_ITEM, item, item=ref)
         item_line = json.dumps(item)
     write_png(path, mask)
     return NucleusRecord(json.dumps(line), json.dumps(image), item_line)
@@ -178,12 +179,13 @@ def write_dataset(records: Iterable[NucleusRecord], ctx: ExportContext) -> list[
             if with_items and record.item_line is not None:
                 handles[2].write(record.item_line + "\n")
     taxonomy = taxonomy_document(ctx.categories, ctx.metadata, ctx.void_label)
-    schemas.validate(schemas.TAXONOMY, taxonomy, file=str(out / TAXONOMY))
+    schemas.validate(shipped.TAXONOMY, taxonomy, file=str(out / TAXONOMY))
     atomic_write_json(out / TAXONOMY, taxonomy, indent=2)
     return [*paths, out / TAXONOMY]
 
 
 EXPORTER = Exporter(
+    schemas=shipped.SCHEMAS,
     name="nucleus",
     description="Scale Nucleus: annotations.jsonl + mode L mask PNGs (+ taxonomy for the way back)",
     write_item=write_item,

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlparse
 
 from segconvert import (
     DEFAULT_VOID_LABEL,
+    STRICT,
     Category,
     Dataset,
     Importer,
@@ -35,6 +36,7 @@ from segconvert import (
     schemas,
 )
 
+from . import shipped_schemas as shipped
 from .layout import ANNOTATIONS, IMAGES, ITEMS, MASKS, TAXONOMY, is_remote
 
 
@@ -101,7 +103,7 @@ def normalise_row(row: Any) -> Any:
 def load_taxonomy(path: Path) -> tuple[list[Category], dict[str, Any], str]:
     """Categories, dataset metadata and void label from a ``taxonomy.json``."""
     document = read_json(path)
-    found = schemas.problems(schemas.TAXONOMY, document)
+    found = schemas.problems(shipped.TAXONOMY, document)
     if found:
         raise InputError(f"{path}: not a valid taxonomy: {found[0]}", file=str(path))
     categories = [
@@ -248,7 +250,7 @@ def load(ref: NucleusRef, ctx: NucleusContext) -> Sample:
     """Read one annotation's mask and segments."""
     item = ref.reference_id
     annotation = ref.annotation
-    profile = schemas.NUCLEUS_ANNOTATION if ctx.strict else schemas.NUCLEUS_ANNOTATION_INPUT
+    profile = shipped.NUCLEUS_ANNOTATION if ctx.strict else shipped.NUCLEUS_ANNOTATION_INPUT
     found = schemas.problems(profile, annotation)
     if found:
         raise ItemError(
@@ -296,9 +298,9 @@ def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemErro
     """Schema problems of taxonomy.json, images.jsonl and items.jsonl next to the annotations."""
     root = find_annotations(path).parent
     if (root / TAXONOMY).is_file():
-        for problem in schemas.problems(schemas.TAXONOMY, read_json(root / TAXONOMY)):
+        for problem in schemas.problems(shipped.TAXONOMY, read_json(root / TAXONOMY)):
             yield ItemError(problem, rule="schema", file=str(root / TAXONOMY))
-    for name, schema in ((IMAGES, schemas.IMAGE_RECORD), (ITEMS, schemas.NUCLEUS_ITEM)):
+    for name, schema in ((IMAGES, shipped.IMAGE_RECORD), (ITEMS, shipped.NUCLEUS_ITEM)):
         if not (root / name).is_file():
             continue
         with (root / name).open(encoding="utf-8") as handle:
@@ -328,6 +330,7 @@ def detect(path: Path) -> bool:
 
 
 IMPORTER = Importer(
+    schemas=shipped.SCHEMAS,
     name="nucleus",
     description="Scale Nucleus segmentation: annotations.jsonl / JSON list / export rows + masks",
     scan=scan,
@@ -335,6 +338,7 @@ IMPORTER = Importer(
     detect=detect,
     check_documents=check_documents,
     options=(
+        STRICT,
         Option(
             "mask-dir",
             "Folder holding the mask PNGs (default: next to the annotations).",
