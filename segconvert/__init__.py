@@ -12,6 +12,7 @@ in ``__all__`` are the public API (built-in formats use nothing else).
 from __future__ import annotations
 
 from segconvert import schemas
+from segconvert.activity import report_activity
 from segconvert.api import OpenDataset, open, write
 from segconvert.coco import (
     assign_ids,
@@ -25,6 +26,14 @@ from segconvert.coco import (
 )
 from segconvert.convert import ERROR_REPORT_NAME, ConversionReport, convert
 from segconvert.descriptors import STRICT, ExportContext, Exporter, Importer, Option
+from segconvert.detection import (
+    Confidence,
+    Detection,
+    as_detection,
+    first_item_keys,
+    json_first_item,
+    json_root,
+)
 from segconvert.errors import (
     FormatConflictError,
     InputError,
@@ -40,6 +49,7 @@ from segconvert.files import (
     atomic_open,
     atomic_write_bytes,
     atomic_write_json,
+    json_lines,
     json_native,
     json_sections,
     json_stream,
@@ -101,8 +111,10 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "STRICT",
     "Category",
+    "Confidence",
     "ConversionReport",
     "Dataset",
+    "Detection",
     "ExportContext",
     "Exporter",
     "FormatConflictError",
@@ -128,6 +140,7 @@ __all__ = [
     "UnknownFormatError",
     "UsageError",
     "ValidationError",
+    "as_detection",
     "assign_ids",
     "atomic_open",
     "atomic_write_bytes",
@@ -142,10 +155,14 @@ __all__ = [
     "encode_png",
     "encode_rle",
     "fallback_color",
+    "first_item_keys",
     "hookimpl",
     "ids_to_rgb_table",
     "image_record",
+    "json_first_item",
+    "json_lines",
     "json_native",
+    "json_root",
     "json_sections",
     "json_stream",
     "is_remote_location",
@@ -166,6 +183,7 @@ __all__ = [
     "reference_id_from_names",
     "reject",
     "rgb_to_id",
+    "report_activity",
     "rle_area",
     "rle_area_and_bbox",
     "safe_join",

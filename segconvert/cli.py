@@ -6,6 +6,7 @@ printed); 1 nothing could be done; 2 usage error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import traceback
@@ -15,6 +16,7 @@ from typing import Any
 import click
 
 from segconvert import schemas
+from segconvert.activity import listening_to_activity
 from segconvert.cli_options import (
     FormatOptionsCommand,
     click_option,
@@ -22,12 +24,13 @@ from segconvert.cli_options import (
     sections,
     with_format_options,
 )
-from segconvert.convert import ConversionReport, convert
+from segconvert.convert import convert
 from segconvert.errors import SegconvertError, UsageError
-from segconvert.inspect_commands import add_inspection_commands, progress_bar, subset_options
+from segconvert.inspect_commands import add_inspection_commands, subset_options
 from segconvert.manager import third_party_disabled_by_env
 from segconvert.registry import FormatOption, Registry, Side, build_registry
 from segconvert.storage import parse_storage_options
+from segconvert.terminal import ConversionDisplay, print_summary
 from segconvert.transforms import MODES, OVERFLOW_POLICIES
 from segconvert.validate import validate_dataset
 
@@ -145,57 +148,69 @@ def _run_conversion(
     }
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not quiet and not as_json
-    progress, finish_progress = progress_bar("converting")
-
+    display = ConversionDisplay(source) if show_progress else None
+    watching = listening_to_activity(display.scanning) if display else contextlib.nullcontext()
     try:
-        report = convert(
-            source,
-            output,
-            from_format=from_format,
-            to_format=to_format,
-            options=params,
-            jobs=jobs,
-            fail_fast=fail_fast,
-            overwrite=overwrite,
-            resume=resume,
-            registry=registry,
-            progress=progress if show_progress else None,
-            storage_options=storage_options,
-            **transform_options,
-            **subset_and_plan,
-        )
+        with watching:
+            if display:
+                display.scanning()
+            report = convert(
+                source,
+                output,
+                from_format=from_format,
+                to_format=to_format,
+                options=params,
+                jobs=jobs,
+                fail_fast=fail_fast,
+                overwrite=overwrite,
+                resume=resume,
+                registry=registry,
+                progress=display.progress if display else None,
+                storage_options=storage_options,
+                **transform_options,
+                **subset_and_plan,
+            )
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        if display:
+            display.close()
+        raise Interrupted(
+            f"interrupted; {output} keeps what was finished: run the same command with "
+            "--resume to continue"
+        ) from None
     finally:
-        finish_progress()
-    _print_report(report, quiet=quiet, as_json=as_json)
+        if display:
+            display.close()
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+    else:
+        print_summary(report, quiet=quiet)
     sys.exit(report.exit_code)
 
 
-def _print_report(report: ConversionReport, *, quiet: bool, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(report.to_json()))
-    elif not quiet:
-        click.echo(report.summary())
-        if report.dry_run:
-            for reference_id in report.planned[:PLANNED_SHOWN]:
-                click.echo(f"  would write {reference_id}")
-            if len(report.planned) > PLANNED_SHOWN:
-                more = len(report.planned) - PLANNED_SHOWN
-                click.echo(f"  ... and {more} more (--json lists all)")
-    if report.failed and not as_json:
-        shown = report.errors[:5]
-        for error in shown:
-            click.echo(f"  {error['item']}: [{error['rule']}] {error['message']}", err=True)
-        if report.failed > len(shown):
-            click.echo(f"  ... and {report.failed - len(shown)} more", err=True)
-        if report.error_report:
-            click.echo(f"error report: {report.error_report}", err=True)
+class Interrupted(SegconvertError):
+    """Ctrl-C during a conversion."""
+
+    exit_code = 130
+
+
+def _complete_formats(
+    registry: Registry, direction: str
+) -> Callable[[click.Context, click.Parameter, str], list[str]]:
+    """Shell completion of format names (and aliases) for one direction."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+        entries = registry.importers() if direction == "import" else registry.exporters()
+        names = [n for e in entries for n in (e.descriptor.name, *e.descriptor.aliases)]
+        return sorted(n for n in set(names) if n.startswith(incomplete))
+
+    return complete
 
 
 def make_cli(registry: Registry) -> click.Group:
     """Build the click group for ``registry`` (format options become command options)."""
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-    @click.version_option(package_name="segconvert")
+    @click.version_option(None, "-V", "--version", package_name="segconvert")
     @click.option("--traceback", is_flag=True, help="Show the full traceback of errors.")
     @click.option(
         "--no-plugins",
@@ -217,8 +232,19 @@ def make_cli(registry: Registry) -> click.Group:
     @cli.command("convert", cls=FormatOptionsCommand, format_options=every_format)
     @click.argument("source", type=LOCATION)
     @click.argument("output", type=LOCATION)
-    @click.option("--from", "from_format", help="Source format (detected when omitted).")
-    @click.option("--to", "to_format", required=True, help="Target format.")
+    @click.option(
+        "--from",
+        "from_format",
+        help="Source format (detected when omitted).",
+        shell_complete=_complete_formats(registry, "import"),
+    )
+    @click.option(
+        "--to",
+        "to_format",
+        required=True,
+        help="Target format.",
+        shell_complete=_complete_formats(registry, "export"),
+    )
     @run_options
     def convert_command(
         source: str, output: str, from_format: str | None, to_format: str, **params: Any
@@ -333,9 +359,18 @@ def make_cli(registry: Registry) -> click.Group:
         for problem in registry.problems:
             click.echo(f"refused: {problem}")
 
-    @cli.command("validate")
+    import_side = registry.format_options(
+        [(entry.descriptor.name, Side.IMPORT) for entry in registry.importers()]
+    )
+
+    @cli.command("validate", cls=FormatOptionsCommand, format_options=import_side)
     @click.argument("path", type=LOCATION)
-    @click.option("--format", "format_name", required=True, help="Format of PATH.")
+    @click.option(
+        "--format",
+        "format_name",
+        help="Format of PATH (detected when omitted).",
+        shell_complete=_complete_formats(registry, "import"),
+    )
     @click.option(
         "--jobs",
         "-j",
@@ -344,9 +379,14 @@ def make_cli(registry: Registry) -> click.Group:
         help="Worker processes (default: every core).",
     )
     @click.option("--json", "as_json", is_flag=True, help="Print problems as JSON lines.")
-    def validate_command(path: str, format_name: str, jobs: int | None, as_json: bool) -> None:
+    @with_format_options(import_side)
+    def validate_command(
+        path: str, format_name: str | None, jobs: int | None, as_json: bool, **options: Any
+    ) -> None:
         """Check an existing dataset; name the file, item and rule of every problem."""
-        checked, problems = validate_dataset(path, format_name, registry=registry, jobs=jobs)
+        checked, problems = validate_dataset(
+            path, format_name, options=options, registry=registry, jobs=jobs
+        )
         for problem in problems:
             if as_json:
                 click.echo(json.dumps(problem))
@@ -398,6 +438,7 @@ def main(argv: Sequence[str] | None = None, *, registry: Registry | None = None)
     installed ones, for tests and embedding)."""
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args
+    as_json = "--json" in args
     no_plugins = "--no-plugins" in args or third_party_disabled_by_env()
     try:
         registry = registry or build_registry(load_third_party=not no_plugins)
@@ -408,16 +449,30 @@ def main(argv: Sequence[str] | None = None, *, registry: Registry | None = None)
     except SegconvertError as exc:
         if show_traceback:
             traceback.print_exc()
-        click.echo(f"segconvert: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(str(exc), exc.exit_code, as_json)
     except click.exceptions.Abort:
-        click.echo("segconvert: aborted", err=True)
-        sys.exit(130)
+        _fail("aborted", 130, as_json)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(_one_line_usage_error(exc), exc.exit_code, as_json)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+def _one_line_usage_error(exc: click.ClickException) -> str:
+    """Click's three-line usage error as one line, pointing at the command's --help."""
+    message = " ".join(exc.format_message().split())
+    context = getattr(exc, "ctx", None)
+    if context is not None:
+        return f"{message} (see '{context.command_path} --help')"
+    return message
+
+
+def _fail(message: str, exit_code: int, as_json: bool) -> None:
+    """One line on stderr (and, under --json, one JSON object on stdout); exit."""
+    click.echo(f"segconvert: error: {message}", err=True)
+    if as_json:
+        click.echo(json.dumps({"error": message, "exit_code": exit_code}))
+    sys.exit(exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from segconvert.detection import Confidence, Detection
 from segconvert.errors import ItemError
 from segconvert.model import DEFAULT_VOID_LABEL, Category, Dataset, ItemRef, Sample
 from segconvert.schemas import Schema
@@ -37,6 +38,8 @@ class Option:
     type: OptionType = "str"
     default: Any = None
     choices: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    """Names of options that cannot be given together with this one (a usage error)."""
 
     @property
     def key(self) -> str:
@@ -76,7 +79,9 @@ class Importer:
         description: one line for ``segconvert formats``.
         aliases: other accepted names.
         options: the options ``scan`` understands.
-        detect: ``detect(path) -> bool``: whether ``path`` looks like this format.
+        detect: ``detect(path) -> Confidence | Detection | bool``: how sure this importer
+            is that ``path`` is its format (see :mod:`segconvert.detection`; the most
+            confident importer wins; ``True`` counts as ``LIKELY``).
         requires: importable module names this format needs beyond segconvert's own.
         check_documents: ``check_documents(path, options) -> Iterable[ItemError]``: schema
             checks of the format's aggregate documents, used by ``segconvert validate``.
@@ -90,7 +95,7 @@ class Importer:
     description: str = ""
     aliases: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()
-    detect: Callable[[Path], bool] | None = None
+    detect: Callable[[Path], Confidence | Detection | bool] | None = None
     requires: tuple[str, ...] = ()
     check_documents: Callable[[Path, Mapping[str, Any]], Iterable[ItemError]] | None = None
     schemas: tuple[Schema, ...] = ()
@@ -144,6 +149,9 @@ class Exporter:
         max_segments: most segments one item may have (Nucleus: 256); the pipeline applies
             ``--on-overflow`` to items with more. ``None``: no limit.
         description, aliases, options, requires, schemas: as for :class:`Importer`.
+        next_steps: ``next_steps(ctx) -> list[str]`` -- runs once after the dataset is
+            written: what the user should do next (one line each), e.g. where to upload
+            the masks; shown after the summary and in ``--json``'s ``next_steps``.
     """
 
     name: str
@@ -157,6 +165,7 @@ class Exporter:
     options: tuple[Option, ...] = ()
     requires: tuple[str, ...] = ()
     schemas: tuple[Schema, ...] = ()
+    next_steps: Callable[[ExportContext], list[str]] | None = None
 
     def missing_requirements(self) -> list[str]:
         """The modules in ``requires`` that are not installed."""

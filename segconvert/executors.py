@@ -15,6 +15,7 @@ from itertools import islice
 from typing import Any
 
 from segconvert.items import FinishedItem, ItemJob, ItemResult
+from segconvert.main_guard import check_main_guard
 from segconvert.model import ItemRef
 
 CHUNK_SIZE = 4
@@ -69,6 +70,7 @@ def run_items(
         for ref in refs:
             yield job.run(ref)
         return
+    check_main_guard(start_method)  # a pool re-running an unguarded script would hang
     with multiprocessing.get_context(start_method).Pool(jobs, _init_worker, (job,)) as pool:
         in_flight: deque[Any] = deque()
         limit = 4 * jobs

@@ -7,13 +7,16 @@ must stay inside the dataset folder.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import ijson
 
+from segconvert.activity import ReportingReader
 from segconvert.errors import InputError, ItemError
 from segconvert.storage import (
     TEMPORARY_PREFIX,
@@ -102,6 +105,23 @@ def parse_json_line(line: str, path: Path, lineno: int) -> Any:
         ) from None
 
 
+def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for every non-blank line of a JSON-lines file.
+
+    A malformed line does not stop the reading: its value is the :class:`InputError` naming
+    file, line and column, so a caller can report every bad line (``validate``) or reject
+    just that item, and still read the good ones.
+    """
+    with open_input(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, parse_json_line(line, path, lineno)
+            except InputError as exc:
+                yield lineno, exc
+
+
 def json_native(value: Any) -> Any:
     """``value`` with numpy scalars/arrays turned into Python ints, floats and lists.
 
@@ -127,6 +147,15 @@ def _json_error(path: Path, exc: Exception) -> InputError:
     return InputError(f"{path}: invalid JSON ({exc})", file=str(path))
 
 
+def _reporting(handle: IO[bytes], path: Path) -> ReportingReader:
+    """``handle`` telling the activity listener how far it has read ``path``."""
+    try:
+        total: int | None = os.fstat(handle.fileno()).st_size
+    except (OSError, AttributeError, io.UnsupportedOperation):  # an object on a remote store
+        total = None
+    return ReportingReader(handle, f"reading {path.name}", total)
+
+
 def json_sections(path: Path, keys: Iterable[str]) -> dict[str, Any]:
     """The top-level ``keys`` of a large JSON object that are present, parsed without loading
     the rest (ijson, one streaming pass per key). Each pass reads the whole file, so a syntax
@@ -135,7 +164,8 @@ def json_sections(path: Path, keys: Iterable[str]) -> dict[str, Any]:
     try:
         for key in keys:
             with open_input(path) as handle:
-                for value in ijson.items(handle, key, use_float=True):
+                reader = _reporting(handle, path)
+                for value in ijson.items(reader, key, use_float=True):
                     sections[key] = value
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         raise _json_error(path, exc) from None
@@ -146,7 +176,7 @@ def json_stream(path: Path, prefix: str) -> Iterator[Any]:
     """The items under ``prefix`` (e.g. ``"annotations.item"``), one at a time."""
     try:
         with open_input(path) as handle:
-            yield from ijson.items(handle, prefix, use_float=True)
+            yield from ijson.items(_reporting(handle, path), prefix, use_float=True)
     except (ijson.JSONError, UnicodeDecodeError) as exc:
         raise _json_error(path, exc) from None
 

@@ -157,6 +157,8 @@ class Sample:
     notes: list[dict[str, Any]] = field(default_factory=list)
     """Facts worth reporting that are not errors (e.g. occluded pixels); each note is a JSON
     object with at least ``rule`` and ``message``; the pipeline adds ``item``."""
+    mask_file: str | None = None
+    """The file the mask was read from, if any: errors about the mask's pixels name it."""
 
     def check(self) -> None:
         """Check the hub invariants; raise :class:`ItemError` naming the rule broken."""
@@ -165,6 +167,7 @@ class Sample:
                 f"mask is {self.mask.shape}, image is {self.height}x{self.width}",
                 rule="mask-size",
                 item=self.reference_id,
+                file=self.mask_file,
             )
         indices = [s.index for s in self.segments]
         unique = set(indices)
@@ -182,6 +185,7 @@ class Sample:
                 f"mask values without a segment: {missing[:10]}",
                 rule="unlisted-index",
                 item=self.reference_id,
+                file=self.mask_file,
             )
 
 

@@ -10,7 +10,7 @@ output exists. It writes nothing; :mod:`segconvert.run` does the rest.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,7 +87,18 @@ def split_options(
             f"--{name} is not an option of {importer.name} (import) or "
             f"{exporter.name} (export){where}"
         )
+    check_exclusions([*importer.options, *exporter.options], given)
     return _with_defaults(known_import, given), _with_defaults(known_export, given)
+
+
+def check_exclusions(options: Iterable[Option], given: Mapping[str, Any]) -> None:
+    """Refuse two given options that exclude each other (``Option.excludes``)."""
+    for option in options:
+        if given.get(option.key) in (None, False):
+            continue
+        for other in option.excludes:
+            if given.get(other.replace("-", "_")) not in (None, False):
+                raise UsageError(f"--{option.name} and --{other} cannot be used together")
 
 
 def format_options(
@@ -100,6 +111,7 @@ def format_options(
     if unknown:
         names = ", ".join("--" + k.replace("_", "-") for k in unknown)
         raise UsageError(f"option(s) {names} not accepted by format {descriptor.name!r}")
+    check_exclusions(descriptor.options, given)
     return _with_defaults(known, given)
 
 
@@ -157,7 +169,11 @@ def plan_conversion(
     source_path = storage.location(source, storage_options)
     output_path = storage.location(output, storage_options)
     registry = registry or build_registry()
-    importer = registry.importer(from_format) if from_format else registry.detect(source_path)
+    if from_format:
+        importer = registry.importer(from_format)
+        registry.check_kind(importer, source_path)
+    else:
+        importer = registry.detect(source_path)
     exporter = registry.exporter(to_format)
     import_options, export_options = split_options(importer, exporter, options, registry)
     _check_requirements(importer, exporter)

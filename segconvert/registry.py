@@ -26,6 +26,7 @@ import click
 
 from segconvert import schemas
 from segconvert.descriptors import OPTION_TYPES, Exporter, Importer, Option
+from segconvert.detection import Confidence, Detection, as_detection
 from segconvert.errors import UnknownFormatError, UsageError
 from segconvert.manager import (
     PluginFailure,
@@ -271,17 +272,55 @@ class Registry:
         """How messages name the plugin behind the exporter ``name``."""
         return describe_provider(self.exporter_provider(name))
 
-    def detect(self, path: Path) -> Importer:
-        """The one importer whose ``detect`` accepts ``path``."""
-        matches = [
-            r.descriptor for r in self.importers() if r.descriptor.detect and _safe_detect(r, path)
+    def detections(self, path: Path) -> list[tuple[Importer, Detection]]:
+        """Every importer's answer for ``path``, most confident first (ties by name)."""
+        answers = [
+            (r.descriptor, _safe_detect(r, path)) for r in self.importers() if r.descriptor.detect
         ]
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            raise UsageError(f"cannot tell the format of {path}; pass --from")
-        names = ", ".join(m.name for m in matches)
-        raise UsageError(f"{path} could be any of {names}; pass --from")
+        return sorted(answers, key=lambda a: -a[1].confidence)
+
+    def detect(self, path: Path) -> Importer:
+        """The most confident importer for ``path``.
+
+        Ambiguous only between equally confident importers; a folder holding several datasets
+        of the winning format is an error naming each candidate file.
+        """
+        answers = [a for a in self.detections(path) if a[1].confidence > Confidence.NO]
+        if not answers:
+            raise UsageError(
+                f"cannot tell the format of {path}; pass --from "
+                f"(one of {', '.join(r.descriptor.name for r in self.importers())})"
+            )
+        best = answers[0][1].confidence
+        winners = [a for a in answers if a[1].confidence == best]
+        if len(winners) > 1:
+            names = ", ".join(importer.name for importer, _ in winners)
+            raise UsageError(f"{path} could be any of {names}; pass --from")
+        importer, detection = winners[0]
+        if detection.candidates:
+            several = "several " if len(detection.candidates) > 1 else ""
+            raise UsageError(
+                f"{path} holds {several}{importer.name} datasets "
+                f"({', '.join(detection.candidates)}); pass the one to convert"
+            )
+        return importer
+
+    def check_kind(self, importer: Importer, path: Path) -> None:
+        """Refuse ``path`` for ``importer`` when its detector says no and another format's
+        says it is theirs: the message says what the input looks like and which format reads it.
+        """
+        if importer.detect is None:
+            return
+        registered = self._importers.get(importer.name)
+        if _safe_detect(registered, path).confidence > Confidence.NO:
+            return
+        for other, detection in self.detections(path):
+            if other.name == importer.name or detection.confidence < Confidence.LIKELY:
+                continue
+            what = detection.what or f"{other.name} input"
+            raise UsageError(
+                f"{path} is {what}, not {importer.name} input: use --from {other.name}"
+            )
 
     def all_options(self) -> list[Option]:
         """Every option name any format declares, once each (declarations sharing a name are
@@ -333,12 +372,13 @@ class Registry:
                     )
 
 
-def _safe_detect(entry: Registered[Importer], path: Path) -> bool:
+def _safe_detect(entry: Registered[Importer], path: Path) -> Detection:
+    """The importer's answer; a detector that raises or answers nonsense says no."""
     assert entry.descriptor.detect is not None
     try:
-        return bool(entry.descriptor.detect(path))
+        return as_detection(entry.descriptor.detect(path))
     except Exception:
-        return False
+        return Detection(Confidence.NO)
 
 
 def _descriptor_error(descriptor: object, kind: type) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +20,10 @@ from typing import Any
 from segconvert import schemas, storage
 from segconvert.blame import blame
 from segconvert.errors import ItemError, PluginError
-from segconvert.executors import run_items
+from segconvert.executors import default_jobs, run_items
 from segconvert.items import FinishedItem, ItemJob, ItemResult, ItemStatus, unique_references
 from segconvert.journal import Journal, check_resumed, has_journal
+from segconvert.main_guard import check_main_guard
 from segconvert.model import ItemRef, RejectedItem, reference_id
 from segconvert.ownership import take_ownership
 from segconvert.plan import ConversionPlan
@@ -54,6 +55,8 @@ class ConversionReport:
     notes_report: Path | None = None
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    next_steps: list[str] = field(default_factory=list)
+    """What the user should do next (the exporter's ``next_steps``), one line each."""
     dry_run: bool = False
     """True when nothing was written: ``planned`` lists what would have been."""
     planned: list[str] = field(default_factory=list)
@@ -85,8 +88,8 @@ class ConversionReport:
             assert result.error is not None
             self.errors.append(result.error)
 
-    def summary(self) -> str:
-        """One human-readable line."""
+    def summary_line(self) -> str:
+        """The counts and the time (or, for a dry run, what would be written), in one line."""
         if self.dry_run:
             return (
                 f"dry run, {self.from_format} -> {self.to_format}: {len(self.planned)} item(s) "
@@ -94,12 +97,18 @@ class ConversionReport:
                 + (f", {self.failed} would fail" if self.failed else "")
                 + "; nothing written"
             )
-        line = (
+        return (
             f"{self.from_format} -> {self.to_format}: {self.converted} converted, "
             f"{self.failed} failed"
             + (f", {self.skipped} skipped" if self.skipped else "")
             + f" in {self.seconds:.1f}s ({self.items_per_second:.1f} items/s)"
         )
+
+    def summary(self) -> str:
+        """One human-readable line: counts, time and where the reports are."""
+        line = self.summary_line()
+        if self.dry_run:
+            return line
         if self.error_report:
             line += f"; errors in {self.error_report}"
         if self.notes_report:
@@ -121,10 +130,20 @@ class ConversionReport:
             "error_report": str(self.error_report) if self.error_report else None,
             "notes": len(self.notes),
             "notes_report": str(self.notes_report) if self.notes_report else None,
+            "errors_by_rule": _count_rules(self.errors),
+            "notes_by_rule": _count_rules(self.notes),
+            "next_steps": list(self.next_steps),
             "exit_code": self.exit_code,
             "dry_run": self.dry_run,
             **({"planned": self.planned} if self.dry_run else {}),
         }
+
+
+def _count_rules(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[str(record.get("rule"))] = counts.get(str(record.get("rule")), 0) + 1
+    return counts
 
 
 class RecordFeed:
@@ -185,6 +204,8 @@ def run_plan(
         start_method: how worker processes start (see :func:`segconvert.executors.run_items`).
     """
     started = time.perf_counter() if started is None else started
+    if (jobs or default_jobs()) > 1:
+        check_main_guard()  # before anything is written
     ownership = take_ownership(
         plan.output,
         plan.source,
@@ -272,6 +293,9 @@ def _run_owned(
     # The reports are final before the run is marked complete, and only then does the
     # journal go: a kill anywhere in between leaves a resumable folder, never one that looks
     # complete with its failures recorded nowhere.
+    if exporter.next_steps:
+        with blame(plan.exporter_provider, exporter.name, "next_steps"):
+            report.next_steps = list(exporter.next_steps(context))
     report.error_report = write_error_report(plan.output, report.errors)
     report.notes_report = write_jsonl_report(plan.output / NOTES_REPORT_NAME, report.notes)
     ownership.finish(complete=True)

@@ -1,4 +1,4 @@
-"""The README tells the truth about what the code defines."""
+"""The README and the docs tell the truth about what the code defines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from helpers import REPO
 from segconvert import MetaKey
 from segconvert.cli import make_cli
 
-README = (REPO / "README.md").read_text()
+README = "\n".join(
+    p.read_text() for p in [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+)
+"""The README and every docs page: what these tests look for may be on any of them."""
 
 
 def test_every_standard_metadata_key_is_documented():
@@ -26,9 +29,3 @@ def test_every_format_option_is_documented(registry):
 def test_every_cli_command_is_documented(registry):
     for name in make_cli(registry).commands:
         assert f"segconvert {name}" in README, name
-
-
-def test_the_two_setup_commands_come_first():
-    blocks = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
-    assert blocks[0].startswith("pip install . && segconvert coco-to-nucleus fixtures/")
-    assert blocks[1].strip() == 'pip install -e ".[test]" && pytest'

@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 from segconvert import (
     DEFAULT_VOID_LABEL,
     STRICT,
+    Confidence,
     Dataset,
     ImageKey,
     Importer,
@@ -34,6 +35,7 @@ from segconvert import (
     location,
     read_json,
     read_png,
+    report_activity,
     safe_join,
     smallest_index_dtype,
 )
@@ -98,6 +100,7 @@ def find_frames(root: Path, annotations: str = "auto") -> list[FrameRef | Reject
     """
     found: dict[str, dict[tuple[str, str, str], dict[str, str]]] = {}
     escaped: list[RejectedItem] = []
+    listed = 0
     files = [root] if root.is_file() else root.rglob("*_gt*_*")
     for path in files:
         match = FILE_NAME.match(path.name)
@@ -116,6 +119,8 @@ def find_frames(root: Path, annotations: str = "auto") -> list[FrameRef | Reject
         found.setdefault(match.group("kind"), {}).setdefault(key, {})[match.group("type")] = str(
             path
         )
+        listed += 1
+        report_activity("listing", listed, None, "files")
     kind = chosen_kind(found, annotations)
     frames = found.get(kind, {})
     places: dict[str, list[tuple[str, str]]] = {}
@@ -281,6 +286,7 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
     segments: list[Segment] = []
     index_of = np.zeros(len(counts), dtype=np.int64)
     void_values = []
+    ignored: dict[str, int] = {}
     for value in present.tolist():
         class_id = value // 1000 if value >= 1000 else value
         label = labels.get(class_id)
@@ -293,6 +299,8 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
             )
         if label.ignoreInEval and not ctx.keep_ignored:
             void_values.append(value)
+            if class_id != UNLABELED_ID:
+                ignored[label.name] = ignored.get(label.name, 0) + int(counts[value])
             continue
         index_of[value] = len(segments) + 1  # provisional; void is placed first below
         segments.append(
@@ -325,7 +333,26 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
             ImageKey.IMAGE: {"id": item},
             ImageKey.CITYSCAPES: {"split": ref.split, "city": ref.city, "frame": ref.frame or item},
         },
+        notes=[ignored_note(ignored)] if ignored else [],
+        mask_file=ref.file,
     )
+
+
+UNLABELED_ID = 0
+"""Cityscapes' ``unlabeled`` class: void by definition, so not worth a note."""
+
+
+def ignored_note(pixels_by_class: Mapping[str, int]) -> dict[str, Any]:
+    """The note of a frame whose ignored-class pixels became void."""
+    total = sum(pixels_by_class.values())
+    names = ", ".join(sorted(pixels_by_class))
+    return {
+        "rule": "ignored-class-void",
+        "pixels": total,
+        "classes": dict(sorted(pixels_by_class.items())),
+        "message": f"{total} pixels of ignored classes ({names}) became void",
+        "hint": "pass --keep-ignored to keep ignored classes as segments",
+    }
 
 
 def check_label_ids(ref: FrameRef, instance_ids: np.ndarray) -> None:
@@ -349,11 +376,14 @@ def check_label_ids(ref: FrameRef, instance_ids: np.ndarray) -> None:
         )
 
 
-def detect(path: Path) -> bool:
-    """A file or folder holding ``*_gtFine_*`` / ``*_gtCoarse_*`` files."""
+def detect(path: Path) -> Confidence:
+    """A file or folder holding ``*_gtFine_*`` / ``*_gtCoarse_*`` files: names only Cityscapes
+    uses, so certain."""
     if path.is_file():
-        return bool(FILE_NAME.match(path.name))
-    return any(FILE_NAME.match(p.name) for p in path.rglob("*_gt*_*.png"))
+        found = bool(FILE_NAME.match(path.name))
+    else:
+        found = any(FILE_NAME.match(p.name) for p in path.rglob("*_gt*_*.png"))
+    return Confidence.CERTAIN if found else Confidence.NO
 
 
 IMPORTER = Importer(

@@ -192,7 +192,7 @@ def spooled_image_ids(spool: Spool) -> Callable[[int, dict[str, Any]], Any]:
 EXPORTER = Exporter(
     schemas=shipped.SCHEMAS,
     name="coco-panoptic",
-    aliases=("coco_panoptic",),
+    aliases=("coco_panoptic", "coco"),  # "coco" is what nucleus-to-coco writes
     description="COCO panoptic: NAME.json + NAME/<reference_id>.png (RGB ids)",
     write_item=write_item,
     write_dataset=write_dataset,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from segconvert import (
     DEFAULT_VOID_LABEL,
     MAX_IMAGE_PIXELS,
     Category,
+    Confidence,
     Dataset,
+    Detection,
     ImageKey,
     Importer,
     InputError,
@@ -29,9 +32,11 @@ from segconvert import (
     categories_from_coco,
     compressed_rle,
     decode_compressed_rle,
+    first_item_keys,
+    json_first_item,
+    json_root,
     location,
     placeholder_categories,
-    read_head,
     read_json,
     reference_id_from_names,
     reject,
@@ -349,18 +354,36 @@ def overlap_notes(
     return notes
 
 
-def detect(path: Path) -> bool:
-    """A COCO JSON whose annotations carry ``segmentation``, or a folder of SA-1B files."""
+def detect(path: Path) -> Detection:
+    """A COCO instances/results/LVIS JSON or SA-1B file whose first annotation has a
+    ``segmentation``, or a folder of SA-1B files (streamed: only up to the first annotation)."""
     if path.is_dir():
-        first = next(iter(sorted(path.glob("*.json"))), None)
-        if first is None:
-            return False
-        head = read_head(first)
-        return b'"annotations"' in head and b'"image"' in head
+        # lazily: an SA-1B folder holds millions of files, and one of them tells
+        jsons = (p for p in path.glob("*.json") if p.name != CATEGORIES_FILE)
+        first_two = list(islice(jsons, 2))
+        found = detect(first_two[0]) if first_two else Detection(Confidence.NO)
+        if len(first_two) <= 1 or found.what == SA1B_FILE:
+            return found
+        # not a folder of SA-1B files: name the instances JSONs in it, to pass one of them
+        files = sorted([*first_two, *jsons])
+        names = tuple(f.name for f in files if detect(f).confidence >= Confidence.LIKELY)
+        return Detection(Confidence.LIKELY, "COCO instances JSONs", names) if names else found
     if path.suffix != ".json":
-        return False
-    head = read_head(path)
-    return b'"segmentation"' in head and b'"segments_info"' not in head
+        return Detection(Confidence.NO)
+    if json_root(path) == "list":
+        if "segmentation" in first_item_keys(path, "item"):
+            return Detection(Confidence.LIKELY, "a COCO results file")
+        return Detection(Confidence.NO)
+    annotation = first_item_keys(path, "annotations.item")
+    if "segmentation" not in annotation:
+        return Detection(Confidence.NO)
+    # SA-1B annotations have no image_id; only then look for the top-level "image" record
+    if "image_id" not in annotation and isinstance(json_first_item(path, "image"), dict):
+        return Detection(Confidence.CERTAIN, SA1B_FILE)
+    return Detection(Confidence.CERTAIN, "a COCO instances JSON")
+
+
+SA1B_FILE = "an SA-1B per-image JSON"
 
 
 IMPORTER = Importer(

@@ -184,6 +184,19 @@ def write_dataset(records: Iterable[NucleusRecord], ctx: ExportContext) -> list[
     return [*paths, out / TAXONOMY]
 
 
+def next_steps(ctx: ExportContext) -> list[str]:
+    """Where the masks must go before the annotations can be loaded into Nucleus."""
+    prefix = ctx.options.get("mask_url_prefix")
+    annotations = ctx.output / ANNOTATIONS
+    if prefix:
+        target = prefix.rstrip("/") + "/" + MASKS + "/"
+        return [
+            f"upload {ctx.output / MASKS}/ to {target} (every mask_url points there)",
+            f"then load {annotations} with the Nucleus SDK (dataset.annotate)",
+        ]
+    return [f"load {annotations} with the Nucleus SDK: its mask_urls are local files"]
+
+
 EXPORTER = Exporter(
     schemas=shipped.SCHEMAS,
     name="nucleus",
@@ -208,6 +221,8 @@ EXPORTER = Exporter(
             "Write local mask_url paths relative to the output folder instead of absolute.",
             type="flag",
             default=False,
+            excludes=("mask-url-prefix",),
         ),
     ),
+    next_steps=next_steps,
 )

@@ -19,19 +19,22 @@ from segconvert import (
     DEFAULT_VOID_LABEL,
     STRICT,
     Category,
+    Confidence,
     Dataset,
     Importer,
     InputError,
     ItemError,
     MetaKey,
     Option,
+    RejectedItem,
     Sample,
     Segment,
     is_remote_location,
+    json_lines,
     location,
-    parse_json_line,
     read_json,
     read_png,
+    reject,
     safe_join,
     schemas,
 )
@@ -82,10 +85,7 @@ def iter_rows(path: Path) -> Iterator[tuple[int, Any]]:
             raise InputError(f"{path}: expected a JSON list of annotation objects", file=str(path))
         yield from ((i + 1, row) for i, row in enumerate(document))
         return
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if line.strip():
-                yield lineno, parse_json_line(line, path, lineno)
+    yield from json_lines(path)  # a malformed line comes as its InputError
 
 
 def normalise_row(row: Any) -> Any:
@@ -169,8 +169,11 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
         strict=bool(options.get("strict")),
     )
 
-    def refs() -> Iterator[NucleusRef]:
+    def refs() -> Iterator[NucleusRef | RejectedItem]:
         for lineno, row in iter_rows(annotations_file):
+            if isinstance(row, InputError):  # one bad line fails one item, not the run
+                yield reject(f"line-{lineno}", "bad-json", str(row), file=str(annotations_file))
+                continue
             row = normalise_row(row)
             ref_id = row.get("reference_id") if isinstance(row, dict) else None
             ref_id = str(ref_id) if ref_id is not None else f"line-{lineno}"
@@ -184,12 +187,11 @@ def load_image_records(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     records = {}
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if line.strip():
-                record = parse_json_line(line, path, lineno)
-                if isinstance(record, dict) and "reference_id" in record:
-                    records[str(record["reference_id"])] = record
+    for _, record in json_lines(path):
+        if isinstance(record, InputError):
+            raise record
+        if isinstance(record, dict) and "reference_id" in record:
+            records[str(record["reference_id"])] = record
     return records
 
 
@@ -291,6 +293,7 @@ def load(ref: NucleusRef, ctx: NucleusContext) -> Sample:
         annotation_id=annotation.get("annotation_id"),
         file_name=image.get("file_name"),
         metadata=dict(image.get("metadata") or {}),
+        mask_file=str(path),
     )
 
 
@@ -303,30 +306,29 @@ def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemErro
     for name, schema in ((IMAGES, shipped.IMAGE_RECORD), (ITEMS, shipped.NUCLEUS_ITEM)):
         if not (root / name).is_file():
             continue
-        with (root / name).open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                record = parse_json_line(line, root / name, lineno)
-                item = record.get("reference_id") if isinstance(record, dict) else None
-                for problem in schemas.problems(schema, record):
-                    yield ItemError(
-                        f"line {lineno}: {problem}", rule="schema", item=item, file=str(root / name)
-                    )
+        for lineno, record in json_lines(root / name):
+            if isinstance(record, InputError):
+                yield ItemError(str(record), rule="bad-json", file=str(root / name))
+                continue
+            item = record.get("reference_id") if isinstance(record, dict) else None
+            for problem in schemas.problems(schema, record):
+                yield ItemError(
+                    f"line {lineno}: {problem}", rule="schema", item=item, file=str(root / name)
+                )
 
 
-def detect(path: Path) -> bool:
+def detect(path: Path) -> Confidence:
     """A folder with annotations.jsonl, or a .jsonl file whose first line has a mask_url."""
     if path.is_dir():
-        return (path / ANNOTATIONS).is_file()
+        return Confidence.CERTAIN if (path / ANNOTATIONS).is_file() else Confidence.NO
     if path.suffix == ".jsonl":
         with path.open(encoding="utf-8") as handle:
             first = handle.readline()
         try:
-            return "mask_url" in json.loads(first)
+            return Confidence.CERTAIN if "mask_url" in json.loads(first) else Confidence.NO
         except (ValueError, TypeError):
-            return False
-    return False
+            return Confidence.NO
+    return Confidence.NO
 
 
 IMPORTER = Importer(
