@@ -129,28 +129,27 @@ def unique_references(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
     ``x//a``), would write the same files: the first one wins. Ids that differ only in case
     are refused too, and said to be so (one file on case-insensitive file systems).
     """
-    seen: dict[str, str] = {}
-    folded: dict[str, str] = {}
+    names: dict[str, str] = {}  # normalised, case-folded output name -> the first id
     for ref in refs:
         ref_id = reference_id(ref)
         if not isinstance(ref_id, str):
             yield ref
             continue
         key = output_name_key(ref_id)
-        earlier = seen.get(key)
-        if earlier is None and key.casefold() in folded:
-            message = (
-                f"reference id {ref_id!r} differs only in case from the earlier "
-                f"{folded[key.casefold()]!r} (one file on case-insensitive file systems)"
-            )
-        elif earlier == ref_id:
-            message = f"reference id {ref_id!r} is used by an earlier item"
-        elif earlier is not None:
-            message = f"reference id {ref_id!r} names the same files as {earlier!r}"
-        else:
-            seen[key] = ref_id
-            folded[key.casefold()] = ref_id
+        folded = key.casefold()
+        earlier = names.get(folded)
+        if earlier is None:
+            names[folded] = ref_id
             yield ref
             continue
+        if earlier == ref_id:
+            message = f"reference id {ref_id!r} is used by an earlier item"
+        elif output_name_key(earlier) == key:
+            message = f"reference id {ref_id!r} names the same files as {earlier!r}"
+        else:
+            message = (
+                f"reference id {ref_id!r} differs only in case from the earlier {earlier!r} "
+                "(one file on case-insensitive file systems)"
+            )
         rule = "duplicate-reference-id" if earlier == ref_id else "duplicate-output-name"
         yield RejectedItem(ItemError(message, rule=rule, item=ref_id, file=reference_file(ref)))
