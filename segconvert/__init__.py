@@ -60,6 +60,13 @@ from segconvert.files import (
     safe_join,
 )
 from segconvert.hookspecs import hookimpl
+from segconvert.jsonstream import (
+    ARRAY_START,
+    Event,
+    read_spans,
+    stream_top_level,
+    streamed_schema_problems,
+)
 from segconvert.masks import (
     MAX_IMAGE_PIXELS,
     compressed_rle,
@@ -75,10 +82,12 @@ from segconvert.masks import (
     rle_area,
     rle_area_and_bbox,
     segment_stats,
+    segmentation_runs,
     write_png,
 )
 from segconvert.model import (
     DEFAULT_VOID_LABEL,
+    RECORD_METADATA_KEYS,
     Category,
     Dataset,
     ImageKey,
@@ -92,6 +101,19 @@ from segconvert.model import (
     smallest_index_dtype,
 )
 from segconvert.registry import Registry, build_registry
+from segconvert.rle import (
+    Intervals,
+    Runs,
+    area_of,
+    bbox_of,
+    column_major,
+    decode_counts,
+    encode_runs,
+    intervals_by_value,
+    intervals_of,
+    runs_of,
+    symmetric_difference,
+)
 from segconvert.schemas import Schema
 from segconvert.storage import (
     Spool,
@@ -125,6 +147,7 @@ __all__ = [
     "ImageKey",
     "ItemReference",
     "MetaKey",
+    "RECORD_METADATA_KEYS",
     "OpenDataset",
     "Option",
     "OutputError",
@@ -189,6 +212,23 @@ __all__ = [
     "safe_join",
     "schemas",
     "segment_stats",
+    "ARRAY_START",
+    "Event",
+    "read_spans",
+    "stream_top_level",
+    "streamed_schema_problems",
+    "segmentation_runs",
+    "Intervals",
+    "Runs",
+    "area_of",
+    "bbox_of",
+    "column_major",
+    "decode_counts",
+    "encode_runs",
+    "intervals_by_value",
+    "intervals_of",
+    "runs_of",
+    "symmetric_difference",
     "smallest_index_dtype",
     "validate_dataset",
     "write_json_streamed",

@@ -46,10 +46,20 @@ def categories_from_coco(records: Any, file: str) -> list[Category]:
     return categories
 
 
-def placeholder_categories(category_ids: Iterable[Any]) -> list[Category]:
-    """``category-<id>`` categories, for inputs that name none."""
+def placeholder_categories(
+    category_ids: Iterable[Any], *, things: Iterable[Any] | None = None
+) -> list[Category]:
+    """``category-<id>`` categories, for inputs that name none.
+
+    ``things`` are the ids seen with several instances in one image: those are things, the
+    rest stuff (``None``: every category a thing).
+    """
     ids = sorted({i for i in category_ids if isinstance(i, int) and not isinstance(i, bool)})
-    return [Category(id=i, name=f"category-{i}") for i in ids]
+    thing_ids = None if things is None else set(things)
+    return [
+        Category(id=i, name=f"category-{i}", isthing=thing_ids is None or i in thing_ids)
+        for i in ids
+    ]
 
 
 def fallback_color(category_id: int) -> list[int]:

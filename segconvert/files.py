@@ -122,11 +122,21 @@ def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
                 yield lineno, exc
 
 
+_INFINITY = float("inf")
+
+
 def json_native(value: Any) -> Any:
     """``value`` with numpy scalars/arrays turned into Python ints, floats and lists.
 
     NaN and infinity are refused (``ValueError``): the Nucleus SDK and strict JSON both do.
     """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value  # the common case first: no numpy, nothing to check
+    if kind is float:
+        if value != value or value in (_INFINITY, -_INFINITY):
+            raise ValueError(f"{value} is not valid JSON")
+        return value
     if isinstance(value, dict):
         return {str(k): json_native(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

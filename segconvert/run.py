@@ -53,6 +53,8 @@ class ConversionReport:
     error_report: Path | None = None
     notes: list[dict[str, Any]] = field(default_factory=list)
     notes_report: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    """Dataset-level notes worth a warning (e.g. invented categories); also in ``notes``."""
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
     next_steps: list[str] = field(default_factory=list)
@@ -130,6 +132,7 @@ class ConversionReport:
             "error_report": str(self.error_report) if self.error_report else None,
             "notes": len(self.notes),
             "notes_report": str(self.notes_report) if self.notes_report else None,
+            "warnings": self.warnings,
             "errors_by_rule": _count_rules(self.errors),
             "notes_by_rule": _count_rules(self.notes),
             "next_steps": list(self.next_steps),
@@ -239,6 +242,8 @@ def _run_owned(
         record_module=getattr(exporter.write_item, "__module__", None),
     )
     report = ConversionReport(plan.source, plan.output, plan.importer.name, exporter.name)
+    report.notes.extend(dataset.notes)
+    report.warnings.extend(note["message"] for note in dataset.notes)
     done = 0
     listed: deque[ItemRef] = deque()
 

@@ -176,7 +176,10 @@ def summary_lines(report: ConversionReport) -> list[str]:
 
 
 def print_summary(report: ConversionReport, *, quiet: bool) -> None:
-    """Print :func:`summary_lines`: totals and output on stdout, problems on stderr."""
+    """Print :func:`summary_lines`: totals and output on stdout, problems on stderr; the
+    report's warnings (e.g. invented categories) first, on stderr, even when quiet."""
+    for warning in report.warnings:
+        click.echo(f"segconvert: warning: {warning}", err=True)
     for line in summary_lines(report):
         problem = line.startswith(("  failed", "error report"))
         if quiet and not problem:

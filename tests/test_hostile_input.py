@@ -82,10 +82,17 @@ def test_malformed_nucleus_items_are_reported_by_name(tmp_path, no_third_party):
         "deep": "png-mode",
         "rgb": "png-mode",
         "gone": "png-missing",
-        "nolabel": "unlisted-index",
         "wide": "mask-size",
         "no-url": "schema",
     }
+    # A mask value with no Segment is void with a note (the SDK accepts such data); --strict
+    # refuses it.
+    notes = read_jsonl(tmp_path / "c" / "segconvert-notes.jsonl")
+    assert [n["item"] for n in notes if n["rule"] == "unlisted-index"] == ["nolabel"]
+    strict = run_cli("nucleus-to-coco", str(nucleus), str(tmp_path / "s"), "--strict")
+    strict_errors = read_jsonl(tmp_path / "s" / "segconvert-errors.jsonl")
+    assert {e["item"]: e["rule"] for e in strict_errors}["nolabel"] == "unlisted-index"
+    assert strict.returncode == 3
 
 
 def test_invalid_json_lines_name_the_line(tmp_path, no_third_party):

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from segconvert import (
+    RECORD_METADATA_KEYS,
     ExportContext,
     Exporter,
     ImageKey,
@@ -35,7 +36,8 @@ from segconvert import (
 from . import shipped_schemas as shipped
 
 MAX_SEGMENT_ID = (1 << 24) - 1
-STANDARD_METADATA = (MetaKey.CATEGORY_ID, MetaKey.ISCROWD, MetaKey.SOURCE_ID, MetaKey.VOID)
+STANDARD_METADATA = tuple(k for k in RECORD_METADATA_KEYS if k != MetaKey.SCORE)
+"""Segment metadata written into fields of its own (a score stays as an extra key)."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ def write_item(sample: Sample, ctx: ExportContext) -> CocoRecord:
         "file_name": png_name,
         "segments_info": infos,
     }
-    annotation.update(sample.metadata.get(ImageKey.ANNOTATION) or {})
+    for key, value in (sample.metadata.get(ImageKey.ANNOTATION) or {}).items():
+        annotation.setdefault(key, value)  # extras never replace the PNG name or segments
     image, annotation = json_native(image), json_native(annotation)
     placeholder = {"id": 0} if image.get("id") is None else {}
     schemas.validate(shipped.COCO_PANOPTIC, {**image, **placeholder}, "image", item=ref)

@@ -44,9 +44,9 @@ from segconvert import (
     reject,
     rgb_to_id,
     safe_join,
-    schemas,
     segment_stats,
     smallest_index_dtype,
+    streamed_schema_problems,
 )
 
 from . import shipped_schemas as shipped
@@ -372,12 +372,13 @@ def check_area_and_bbox(
 
 
 def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemError]:
-    """Schema problems of the panoptic JSON (at most 100), each naming its JSON path."""
+    """Schema problems of the panoptic JSON (at most 100), each naming its JSON path; the
+    file is streamed, never loaded whole."""
     json_path = find_json(path)
     if json_root(json_path) == "list":  # a bare segments_info list: its items are the document
         return
-    document = read_json(json_path)
-    for problem in schemas.problems(shipped.COCO_PANOPTIC, document)[:100]:
+    arrays = {"images": "image", "annotations": "annotation"}  # streamed, one at a time
+    for problem in streamed_schema_problems(shipped.COCO_PANOPTIC, json_path, arrays):
         yield ItemError(problem, rule="schema", file=str(json_path))
 
 

@@ -15,6 +15,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import numpy as np
+import numpy.typing as npt
+
 from segconvert import (
     DEFAULT_VOID_LABEL,
     STRICT,
@@ -40,7 +43,7 @@ from segconvert import (
 )
 
 from . import shipped_schemas as shipped
-from .layout import ANNOTATIONS, IMAGES, ITEMS, MASKS, TAXONOMY, is_remote
+from .layout import ANNOTATIONS, IMAGES, ITEMS, TAXONOMY, is_remote
 
 
 @dataclass(frozen=True)
@@ -196,13 +199,19 @@ def load_image_records(path: Path) -> dict[str, Any]:
 
 
 def resolve_mask(url: str, ctx: NucleusContext, item: str) -> Path:
-    """The local file behind a ``mask_url``; never a file outside the dataset folder."""
+    """The local file behind a ``mask_url``; never a file outside the dataset folder (or
+    ``--mask-dir``).
+
+    A remote URL, or an absolute path outside both, is found by the longest tail of its path
+    that exists under one of them; failing that, the error says which case it is.
+    """
     bases = [b for b in (ctx.mask_dir, ctx.root) if b is not None]
     for base in bases:  # a URL naming an object under the dataset itself (a remote export)
         prefix = str(base).rstrip("/") + "/"
         if is_remote_location(base) and url.startswith(prefix):
             return safe_join(base, unquote(url[len(prefix) :]), item=item)
-    if is_remote(url) or "://" in url:
+    remote = is_remote(url) or "://" in url
+    if remote:
         parts = PurePosixPath(unquote(urlparse(url).path)).parts[1:]
     else:
         local = Path(url)
@@ -212,18 +221,66 @@ def resolve_mask(url: str, ctx: NucleusContext, item: str) -> Path:
             if local.resolve().is_relative_to(base.resolve()):
                 return local
         parts = local.parts[1:]
-    # Match the longest tail of the URL path that exists under a base folder.
     for start in range(len(parts)):
         tail = "/".join(parts[start:])
         for base in bases:
             candidate = safe_join(base, tail, item=item)
             if candidate.is_file():
                 return candidate
-    if ctx.mask_dir is None and parts:
-        return safe_join(ctx.root, f"{MASKS}/{parts[-1]}", item=item)
-    raise ItemError(
-        f"mask {url!r} not found under {', '.join(map(str, bases))}", rule="png-missing", item=item
+    searched = " or ".join(str(b) for b in bases)
+    where = (
+        "is remote and has no local copy"
+        if remote
+        else f"is outside the dataset folder {ctx.root}"
+        + (f" and --mask-dir {ctx.mask_dir}" if ctx.mask_dir is not None else "")
     )
+    raise ItemError(
+        f"mask_url {url!r} {where}; no file of that name under {searched}: pass "
+        "--mask-dir FOLDER holding the mask PNGs",
+        rule="mask-url",
+        item=item,
+    )
+
+
+def unlisted_as_void(
+    mask: npt.NDArray[np.uint8], segments: list[Segment], ctx: NucleusContext, item: str, file: str
+) -> tuple[npt.NDArray[np.uint8], list[Segment], list[dict[str, Any]]]:
+    """Mask values with no Segment: void (merged into the void segment, or one is added),
+    with a note; under ``strict``, an ``unlisted-index`` error. Nucleus's SDK accepts such
+    masks (its own test mask lists only indices 1 and 2)."""
+    listed = {s.index for s in segments}
+    top = int(mask.max()) if mask.size else 0
+    if listed.issuperset(range(top + 1)):
+        return mask, segments, []
+    counts = np.bincount(mask.ravel(), minlength=256)
+    unlisted = [v for v in np.flatnonzero(counts).tolist() if v not in listed]
+    if not unlisted:
+        return mask, segments, []
+    if ctx.strict:
+        raise ItemError(
+            f"mask values without a segment: {unlisted[:10]}",
+            rule="unlisted-index",
+            item=item,
+            file=file,
+        )
+    void = next((s for s in segments if s.is_void), None)
+    if void is None:
+        void = Segment(ctx.void_label, unlisted[0], {MetaKey.VOID: True})
+        segments = [void, *segments]
+    remap = [v for v in unlisted if v != void.index]
+    if remap:
+        table = np.arange(256, dtype=np.uint8)
+        table[remap] = void.index
+        mask = table[mask]
+    pixels = int(counts[unlisted].sum())
+    note = {
+        "rule": "unlisted-index",
+        "values": unlisted,
+        "pixels": pixels,
+        "message": f"mask value(s) {unlisted[:10]} ({pixels} pixels) have no Segment: read as "
+        f"void (index {void.index}); --strict refuses them",
+    }
+    return mask, segments, [note]
 
 
 def to_segment(raw: Any, ctx: NucleusContext, item: str) -> Segment:
@@ -284,6 +341,7 @@ def load(ref: NucleusRef, ctx: NucleusContext) -> Sample:
             file=str(path),
         )
     segments = [to_segment(s, ctx, item) for s in raw_segments]
+    mask, segments, notes = unlisted_as_void(mask, segments, ctx, item, str(path))
     return Sample(
         reference_id=item,
         width=width,
@@ -293,6 +351,7 @@ def load(ref: NucleusRef, ctx: NucleusContext) -> Sample:
         annotation_id=annotation.get("annotation_id"),
         file_name=image.get("file_name"),
         metadata=dict(image.get("metadata") or {}),
+        notes=notes,
         mask_file=str(path),
     )
 
