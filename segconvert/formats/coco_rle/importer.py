@@ -345,7 +345,7 @@ def read_annotations(ref: RleRef) -> tuple[Mapping[str, Any], list[Any], Any]:
         image, annotations = read_per_image_file(ref)
         image_id = image.get("image_id", image.get("id"))
         return {**image, "id": image_id}, annotations, image_id
-    annotations = read_spans(Path(ref.file), zip(*ref.spans, strict=True)) if ref.spans else []
+    annotations = read_spans(location(ref.file), zip(*ref.spans, strict=True)) if ref.spans else []
     return ref.image or {"id": ref.image_id}, annotations, ref.image_id
 
 
