@@ -1,4 +1,4 @@
-"""The conversion pipeline: scan -> load -> write, per item, in-process or in worker processes.
+"""The conversion pipeline: scan -> load -> write, per item, on an executor (see executors.py).
 
 Per-item work (``Importer.load`` then ``Exporter.write_item``) runs in workers when
 ``jobs > 1``; items are submitted in small chunks with a bounded number in flight, and their
@@ -12,34 +12,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 import os
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from segconvert import schemas
 from segconvert.descriptors import ExportContext, Exporter, Importer, Option
 from segconvert.errors import ItemError, OutputError, UsageError
+from segconvert.executors import ERROR as ERROR  # re-exported: formerly defined here
+from segconvert.executors import OK, SKIPPED, FinishedItem, ItemJob, make_executor
+from segconvert.executors import run_items as run_items
 from segconvert.files import TEMPORARY_PREFIX, TEMPORARY_SUFFIX, atomic_open
 from segconvert.journal import JOURNAL_NAME, Journal
-from segconvert.model import Dataset, ItemRef, RejectedItem, Sample
+from segconvert.model import Dataset, ItemRef, RejectedItem
 from segconvert.registry import Registry, build_registry
-from segconvert.transforms import LabelMap, SkipItem, Transform
+from segconvert.transforms import LabelMap, Transform
 
 ERROR_REPORT_NAME = "segconvert-errors.jsonl"
 """File name of the per-item error report, written inside the output folder."""
 NOTES_REPORT_NAME = "segconvert-notes.jsonl"
 """File name of the per-item notes (converted items with something to report)."""
-
-CHUNK_SIZE = 4
-"""Items per task sent to a worker."""
-OK, ERROR, SKIPPED = "ok", "error", "skipped"
 
 
 @dataclass
@@ -165,48 +161,6 @@ def remove_stale_temporaries(output: Path) -> None:
 # ---------------------------------------------------------------- per-item work
 
 
-@dataclass(frozen=True)
-class ItemJob:
-    """Everything a worker needs, sent once per worker."""
-
-    loader: Callable[[ItemRef, Any], Sample]
-    load_context: Any
-    write_item: Callable[[Sample, ExportContext], Any]
-    export_context: ExportContext
-    transform: Transform = Transform()
-
-    def run(self, ref: ItemRef) -> tuple[str, Any, list[dict[str, Any]]]:
-        """``("ok", record, notes)``, ``("error", error record, [])`` or
-        ``("skipped", None, [note])`` for one item."""
-        if isinstance(ref, FinishedItem):
-            return ref.result
-        if isinstance(ref, RejectedItem):
-            return ERROR, ref.error.to_record(), []
-        try:
-            sample = self.loader(ref, self.load_context)
-            sample.check()
-            sample = self.transform.apply(sample)
-            record = self.write_item(sample, self.export_context)
-            notes = [{"item": sample.reference_id, **note} for note in sample.notes]
-            return OK, record, notes
-        except SkipItem as skip:
-            return SKIPPED, None, [{"item": getattr(ref, "reference_id", None), **skip.note}]
-        except ItemError as exc:
-            return ERROR, exc.to_record(), []
-        except Exception as exc:  # a bug in one item must not kill the other 100k
-            item = getattr(ref, "reference_id", None)
-            message = f"internal error: {type(exc).__name__}: {exc}"
-            error = {"item": item, "file": None, "rule": "internal-error", "message": message}
-            return ERROR, error, []
-
-
-@dataclass(frozen=True)
-class FinishedItem:
-    """An item an interrupted run already finished (``--resume``): its result is reused."""
-
-    result: tuple[str, Any, list[dict[str, Any]]]
-
-
 def unique_references(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
     """``refs`` with every repeat of an already seen ``reference_id`` turned into an error.
 
@@ -228,57 +182,6 @@ def unique_references(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
                 continue
             seen.add(reference_id)
         yield ref
-
-
-_worker_job: ItemJob | None = None
-
-
-def _init_worker(job: ItemJob) -> None:
-    global _worker_job
-    _worker_job = job
-
-
-def _run_chunk(refs: list[ItemRef]) -> list[tuple[str, Any, list[dict[str, Any]]]]:
-    assert _worker_job is not None
-    return [_worker_job.run(ref) for ref in refs]
-
-
-def _chunks(items: Iterable[ItemRef], size: int) -> Iterator[list[ItemRef]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-@dataclass(frozen=True)
-class _Ready:
-    """Results already known, queued in order beside the workers' pending ones."""
-
-    results: list[tuple[str, Any, list[dict[str, Any]]]]
-
-    def get(self) -> list[tuple[str, Any, list[dict[str, Any]]]]:
-        return self.results
-
-
-def run_items(
-    job: ItemJob, refs: Iterable[ItemRef], jobs: int
-) -> Iterator[tuple[str, Any, list[dict[str, Any]]]]:
-    """Results of ``job.run`` over ``refs``, in input order, with ``jobs`` processes."""
-    if jobs <= 1:
-        for ref in refs:
-            yield job.run(ref)
-        return
-    with multiprocessing.get_context().Pool(jobs, _init_worker, (job,)) as pool:
-        in_flight: deque[Any] = deque()
-        limit = 4 * jobs
-        for chunk in _chunks(refs, CHUNK_SIZE):
-            if all(isinstance(ref, FinishedItem) for ref in chunk):  # --resume: no worker needed
-                in_flight.append(_Ready([ref.result for ref in chunk]))
-            else:
-                in_flight.append(pool.apply_async(_run_chunk, (chunk,)))
-            while len(in_flight) >= limit:
-                yield from in_flight.popleft().get()
-        while in_flight:
-            yield from in_flight.popleft().get()
 
 
 # ---------------------------------------------------------------- the whole conversion
@@ -309,6 +212,9 @@ def convert(
     label_map: str | os.PathLike[str] | LabelMap | None = None,
     on_overflow: str = "error",
     void_label: str | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    item_timeout: float | None = None,
 ) -> ConversionReport:
     """Convert the dataset at ``source`` into ``output`` as ``to_format``.
 
@@ -332,6 +238,12 @@ def convert(
             has more segments than the target holds (Nucleus: 256).
         void_label: label of the void Segment (default ``"void"``; ``"background"`` in
             instance mode).
+        executor: where per-item work runs: ``"local"`` (this process or a pool of ``jobs``
+            processes) or ``"dask"`` (see :mod:`segconvert.executors`).
+        scheduler: with ``"dask"``, the address of a running scheduler; ``None`` starts a
+            local cluster of ``jobs`` workers.
+        item_timeout: seconds one item may take before it is stopped and reported
+            (``item-timeout``); ``None`` means no limit.
 
     Returns:
         A :class:`ConversionReport`; its ``exit_code`` says whether every item made it.
@@ -341,6 +253,9 @@ def convert(
     """
     started = time.perf_counter()
     source_path, output_path = Path(source), Path(output)
+    runner = make_executor(
+        executor, jobs=jobs or default_jobs(), scheduler=scheduler, item_timeout=item_timeout
+    )
     registry = registry or build_registry()
     importer = registry.importer(from_format) if from_format else registry.detect(source_path)
     exporter = registry.exporter(to_format)
@@ -401,9 +316,7 @@ def convert(
 
     def records() -> Iterator[Any]:
         refs = resumable(unique_references(dataset.items))
-        for done, (status, result, notes) in enumerate(
-            run_items(job, refs, jobs or default_jobs()), 1
-        ):
+        for done, (status, result, notes) in enumerate(runner.map(job, refs), 1):
             journal.add(done - 1, (status, result, notes))
             if progress:
                 progress(done, dataset.size)

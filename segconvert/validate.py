@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from segconvert.convert import OK, ItemJob, default_jobs, run_items, unique_references
+from segconvert.convert import default_jobs, unique_references
 from segconvert.descriptors import ExportContext
 from segconvert.errors import SegconvertError
+from segconvert.executors import OK, ItemJob, run_items
 from segconvert.model import Sample
 from segconvert.registry import Registry, build_registry
 
