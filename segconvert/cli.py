@@ -19,6 +19,7 @@ from segconvert import schemas
 from segconvert.convert import ConversionReport, convert
 from segconvert.descriptors import Option
 from segconvert.errors import SegconvertError
+from segconvert.executors import EXECUTORS, Interrupted, signals_interrupt
 from segconvert.manager import third_party_disabled_by_env
 from segconvert.registry import Registry, build_registry
 from segconvert.transforms import MODES, OVERFLOW_POLICIES
@@ -54,6 +55,26 @@ def _run_options(registry: Registry) -> Callable[[Any], Any]:
                     type=click.IntRange(min=1),
                     default=None,
                     help="Worker processes (default: every core; 1 = in-process).",
+                ),
+                click.option(
+                    "--executor",
+                    type=click.Choice(EXECUTORS),
+                    default="local",
+                    show_default=True,
+                    help="Where items are converted: this machine (--jobs processes) or a "
+                    "Dask cluster (needs segconvert[dask]).",
+                ),
+                click.option(
+                    "--scheduler",
+                    metavar="tcp://HOST:PORT",
+                    help="With --executor dask: join this scheduler (default: start a local "
+                    "cluster of --jobs workers).",
+                ),
+                click.option(
+                    "--item-timeout",
+                    type=click.FloatRange(min=0, min_open=True),
+                    metavar="SECONDS",
+                    help="Stop an item that takes longer and report it (item-timeout).",
                 ),
                 click.option("--fail-fast", is_flag=True, help="Stop at the first failing item."),
                 click.option(
@@ -116,6 +137,7 @@ def _run_conversion(
     params: dict[str, Any],
 ) -> None:
     jobs = params.pop("jobs")
+    execution = {k: params.pop(k) for k in ("executor", "scheduler", "item_timeout")}
     fail_fast = params.pop("fail_fast")
     overwrite = params.pop("overwrite")
     resume = params.pop("resume")
@@ -146,20 +168,22 @@ def _run_conversion(
         bar.update(1, current_item=done / max(time.monotonic() - started, 1e-9))
 
     try:
-        report = convert(
-            source,
-            output,
-            from_format=from_format,
-            to_format=to_format,
-            options=params,
-            jobs=jobs,
-            fail_fast=fail_fast,
-            overwrite=overwrite,
-            resume=resume,
-            registry=registry,
-            progress=progress if show_progress else None,
-            **transform_options,
-        )
+        with signals_interrupt():
+            report = convert(
+                source,
+                output,
+                from_format=from_format,
+                to_format=to_format,
+                options=params,
+                jobs=jobs,
+                fail_fast=fail_fast,
+                overwrite=overwrite,
+                resume=resume,
+                registry=registry,
+                progress=progress if show_progress else None,
+                **transform_options,
+                **execution,
+            )
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
@@ -347,7 +371,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             traceback.print_exc()
         click.echo(f"segconvert: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except Interrupted as stop:
+        click.echo(
+            f"segconvert: interrupted by {stop.signal_name}; rerun the same command with "
+            "--resume to continue",
+            err=True,
+        )
+        sys.exit(128 + stop.signal_number)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("segconvert: aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:

@@ -339,6 +339,7 @@ def convert(
 
     try:
         report.files = exporter.write_dataset(records(), context)
+        remove_stale_temporaries(output_path)  # a worker killed mid-write leaves its temporary
     finally:
         completed = sys.exc_info()[0] is None
         journal.close(completed=completed)

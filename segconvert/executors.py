@@ -22,6 +22,7 @@ worker, and a batch Dask gives up on is retried item by item like the pool does.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import multiprocessing
 import os
@@ -56,8 +57,12 @@ EXECUTORS = ("local", "dask")
 DASK_EXTRA_HINT = "pip install 'segconvert[dask]'"
 
 
-class Interrupted(KeyboardInterrupt):
-    """The run was stopped by a signal (SIGINT or SIGTERM); the output is resumable."""
+class Interrupted(BaseException):
+    """The run was stopped by a signal (SIGINT or SIGTERM); the output is resumable.
+
+    A ``BaseException`` (like ``KeyboardInterrupt``) so no ``except Exception`` swallows it,
+    but its own class so the CLI can tell which signal it was.
+    """
 
     def __init__(self, signal_number: int) -> None:
         super().__init__(signal.Signals(signal_number).name)
@@ -420,6 +425,7 @@ def _stop(workers: list[_Worker]) -> None:
 def _worker_main(connection: Connection, job: ItemJob, parent_pid: int) -> None:
     """A worker's life: run the chunks it is sent until told to stop or its parent dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to answer
+    faulthandler.disable()  # a crash is reported by the parent, item by item
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with_parent(parent_pid)
     try:
@@ -436,7 +442,7 @@ def _worker_main(connection: Connection, job: ItemJob, parent_pid: int) -> None:
                     [(ERROR, item_failure(ref, "internal-error", message), []) for ref in refs]
                 )
             connection.send_bytes(payload)
-    except (EOFError, OSError, KeyboardInterrupt):
+    except (EOFError, OSError, KeyboardInterrupt, Interrupted):
         pass  # the parent went away or is stopping us: leave quietly
     finally:
         with contextlib.suppress(OSError):
