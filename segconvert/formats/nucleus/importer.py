@@ -26,7 +26,7 @@ from segconvert import (
     Option,
     Sample,
     Segment,
-    parse_json_line,
+    json_lines,
     read_json,
     read_png,
     safe_join,
@@ -78,10 +78,7 @@ def iter_rows(path: Path) -> Iterator[tuple[int, Any]]:
             raise InputError(f"{path}: expected a JSON list of annotation objects", file=str(path))
         yield from ((i + 1, row) for i, row in enumerate(document))
         return
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if line.strip():
-                yield lineno, parse_json_line(line, path, lineno)
+    yield from json_lines(path)
 
 
 def normalise_row(row: Any) -> Any:
@@ -180,12 +177,9 @@ def load_image_records(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     records = {}
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if line.strip():
-                record = parse_json_line(line, path, lineno)
-                if isinstance(record, dict) and "reference_id" in record:
-                    records[str(record["reference_id"])] = record
+    for _, record in json_lines(path):
+        if isinstance(record, dict) and "reference_id" in record:
+            records[str(record["reference_id"])] = record
     return records
 
 
@@ -295,16 +289,12 @@ def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemErro
     for name, schema in ((IMAGES, schemas.IMAGE_RECORD), (ITEMS, schemas.NUCLEUS_ITEM)):
         if not (root / name).is_file():
             continue
-        with (root / name).open(encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                record = parse_json_line(line, root / name, lineno)
-                item = record.get("reference_id") if isinstance(record, dict) else None
-                for problem in schemas.problems(schema, record):
-                    yield ItemError(
-                        f"line {lineno}: {problem}", rule="schema", item=item, file=str(root / name)
-                    )
+        for lineno, record in json_lines(root / name):
+            item = record.get("reference_id") if isinstance(record, dict) else None
+            for problem in schemas.problems(schema, record):
+                yield ItemError(
+                    f"line {lineno}: {problem}", rule="schema", item=item, file=str(root / name)
+                )
 
 
 def detect(path: Path) -> bool:
