@@ -112,6 +112,11 @@ class Exporter:
         write_dataset: ``write_dataset(records, ctx) -> list[Path]`` -- runs once, in the
             parent, consuming the records of the items that succeeded, in input order; writes
             the aggregate files (validated, atomically) and returns the paths written.
+        check_dataset: ``check_dataset(ctx)`` -- runs once in the parent, in the plan stage,
+            before anything is written: validate everything dataset-level this exporter will
+            write (taxonomy, category table, label table, option values) and raise a
+            :class:`~segconvert.errors.SegconvertError` naming what is wrong, so a bad
+            category never leaves partial output. Must not write.
         prepare: ``prepare(ctx)`` -- runs once in the parent before any item (make folders).
         max_segments: most segments one item may have (Nucleus: 256); the pipeline applies
             ``--on-overflow`` to items with more. ``None``: no limit.
@@ -122,6 +127,7 @@ class Exporter:
     write_item: Callable[[Sample, ExportContext], Any]
     write_dataset: Callable[[Iterable[Any], ExportContext], list[Path]]
     prepare: Callable[[ExportContext], None] | None = None
+    check_dataset: Callable[[ExportContext], None] | None = None
     max_segments: int | None = None
     description: str = ""
     aliases: tuple[str, ...] = ()

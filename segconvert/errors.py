@@ -84,3 +84,16 @@ def _rebuild_item_error(message: str, rule: str, item: str | None, file: str | N
 
 class ValidationError(ItemError):
     """An output document or mask broke a schema or a rule checked in code."""
+
+
+def plugin_failure(exc: BaseException, *, plugin: str, format: str, stage: str) -> PluginError:
+    """A one-line :class:`PluginError` for an unexpected exception raised by plugin code.
+
+    ``stage`` is the function that raised (``scan``, ``prepare``, ``write_dataset``, ...);
+    the original exception stays attached as ``__cause__`` for ``--traceback``.
+    """
+    error = PluginError(
+        f"{plugin} failed in {stage} of format {format!r}: {type(exc).__name__}: {exc}"
+    )
+    error.__cause__ = exc
+    return error

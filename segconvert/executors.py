@@ -32,21 +32,15 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from segconvert.descriptors import ExportContext
-from segconvert.errors import ItemError, UsageError
-from segconvert.model import ItemRef, RejectedItem, Sample
-from segconvert.transforms import SkipItem, Transform
-
-Result = tuple[str, Any, list[dict[str, Any]]]
-"""``(status, record or error record, notes)`` for one item."""
-
-OK, ERROR, SKIPPED = "ok", "error", "skipped"
+from segconvert.errors import UsageError
+from segconvert.items import FinishedItem, ItemJob, ItemResult
+from segconvert.model import ItemRef, RejectedItem, reference_file, reference_id
 
 CHUNK_SIZE = 4
 """Items per task sent to a local worker."""
@@ -74,63 +68,24 @@ class Interrupted(BaseException):
         return signal.Signals(self.signal_number).name
 
 
-# ---------------------------------------------------------------- the work of one item
+def item_failure(ref: ItemRef, rule: str, message: str) -> ItemResult:
+    """The result of an item that failed outside the formats' own checks (its worker died,
+    it ran out of time, its result could not travel back)."""
+    error = {"item": reference_id(ref), "file": reference_file(ref), "rule": rule}
+    return ItemResult.failed({**error, "message": message})
 
 
-@dataclass(frozen=True)
-class ItemJob:
-    """Everything a worker needs, sent once per worker."""
-
-    loader: Callable[[ItemRef, Any], Sample]
-    load_context: Any
-    write_item: Callable[[Sample, ExportContext], Any]
-    export_context: ExportContext
-    transform: Transform = Transform()
-
-    def run(self, ref: ItemRef) -> Result:
-        """``("ok", record, notes)``, ``("error", error record, [])`` or
-        ``("skipped", None, [note])`` for one item."""
-        if isinstance(ref, FinishedItem):
-            return ref.result
-        if isinstance(ref, RejectedItem):
-            return ERROR, ref.error.to_record(), []
-        try:
-            sample = self.loader(ref, self.load_context)
-            sample.check()
-            sample = self.transform.apply(sample)
-            record = self.write_item(sample, self.export_context)
-            notes = [{"item": sample.reference_id, **note} for note in sample.notes]
-            return OK, record, notes
-        except SkipItem as skip:
-            return SKIPPED, None, [{"item": getattr(ref, "reference_id", None), **skip.note}]
-        except ItemError as exc:
-            return ERROR, exc.to_record(), []
-        except Exception as exc:  # a bug in one item must not kill the other 100k
-            message = f"internal error: {_describe(exc)}"
-            return ERROR, item_failure(ref, "internal-error", message), []
-
-    def run_many(self, refs: list[ItemRef]) -> list[Result]:
-        """``run`` over a batch, in order."""
-        return [self.run(ref) for ref in refs]
+def run_many(job: ItemJob, refs: list[ItemRef]) -> list[ItemResult]:
+    """``job.run`` over a batch, in order (what a worker or a Dask task does)."""
+    return [job.run(ref) for ref in refs]
 
 
-@dataclass(frozen=True)
-class FinishedItem:
-    """An item an interrupted run already finished (``--resume``): its result is reused."""
-
-    result: Result
-
-
-def item_failure(ref: ItemRef, rule: str, message: str) -> dict[str, Any]:
-    """The error record of an item that failed outside the importer's own checks."""
-    item = getattr(ref, "reference_id", None)
-    file = getattr(ref, "file", None)
-    return {
-        "item": item if isinstance(item, str) else None,
-        "file": str(file) if file is not None else None,
-        "rule": rule,
-        "message": message,
-    }
+def default_jobs() -> int:
+    """All the cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def _describe(exc: BaseException) -> str:
@@ -157,7 +112,7 @@ class Executor:
 
     name = "abstract"
 
-    def map(self, job: ItemJob, refs: Iterable[ItemRef]) -> Iterator[Result]:
+    def map(self, job: ItemJob, refs: Iterable[ItemRef]) -> Iterator[ItemResult]:
         """The result of every reference, in input order, produced lazily."""
         raise NotImplementedError
 
@@ -167,7 +122,7 @@ class InProcess(Executor):
 
     name = "in-process"
 
-    def map(self, job: ItemJob, refs: Iterable[ItemRef]) -> Iterator[Result]:
+    def map(self, job: ItemJob, refs: Iterable[ItemRef]) -> Iterator[ItemResult]:
         """See :meth:`Executor.map`."""
         for ref in refs:
             yield job.run(ref)
@@ -180,7 +135,7 @@ class InProcess(Executor):
 class _Slot:
     """One chunk's place in the output order; filled as its results arrive."""
 
-    results: list[Result | None]
+    results: list[ItemResult | None]
 
     @property
     def done(self) -> bool:
@@ -201,7 +156,7 @@ class _Task:
 
     def fail(self, rule: str, message: str) -> None:
         for offset, ref in zip(self.offsets, self.refs, strict=True):
-            self.slot.results[offset] = (ERROR, item_failure(ref, rule, message), [])
+            self.slot.results[offset] = item_failure(ref, rule, message)
 
 
 @dataclass
@@ -243,7 +198,7 @@ class ProcessPool(Executor):
         self.start_method = start_method or os.environ.get("SEGCONVERT_START_METHOD") or None
         self.chunk_size = chunk_size
 
-    def map(self, job: ItemJob, refs: Iterable[ItemRef]) -> Iterator[Result]:
+    def map(self, job: ItemJob, refs: Iterable[ItemRef]) -> Iterator[ItemResult]:
         """See :meth:`Executor.map`."""
         context = multiprocessing.get_context(self.start_method)
         workers: list[_Worker] = []
@@ -433,13 +388,13 @@ def _worker_main(connection: Connection, job: ItemJob, parent_pid: int) -> None:
             refs = connection.recv()
             if refs is None:
                 break
-            results = job.run_many(refs)
+            results = run_many(job, refs)
             try:
                 payload = pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as exc:
                 message = f"internal error: the result cannot be sent back: {_describe(exc)}"
                 payload = pickle.dumps(
-                    [(ERROR, item_failure(ref, "internal-error", message), []) for ref in refs]
+                    [item_failure(ref, "internal-error", message) for ref in refs]
                 )
             connection.send_bytes(payload)
     except (EOFError, OSError, KeyboardInterrupt, Interrupted):
@@ -496,8 +451,8 @@ def _alive(pid: int) -> bool:
 # ---------------------------------------------------------------- Dask
 
 
-def _dask_run_batch(job: ItemJob, refs: list[ItemRef]) -> list[Result]:
-    return job.run_many(refs)
+def _dask_run_batch(job: ItemJob, refs: list[ItemRef]) -> list[ItemResult]:
+    return run_many(job, refs)
 
 
 def _dask_identity(job: ItemJob) -> ItemJob:
@@ -524,7 +479,7 @@ class DaskExecutor(Executor):
         self.workers = max(1, workers)
         self.batch_size = batch_size
 
-    def map(self, job: ItemJob, refs: Iterable[ItemRef]) -> Iterator[Result]:
+    def map(self, job: ItemJob, refs: Iterable[ItemRef]) -> Iterator[ItemResult]:
         """See :meth:`Executor.map`."""
         distributed = import_distributed()
         with contextlib.ExitStack() as stack:
@@ -571,27 +526,27 @@ class DaskExecutor(Executor):
         self, client: Any, job: ItemJob, job_future: Any, batch: list[ItemRef]
     ) -> tuple[Any, list[ItemRef]]:
         if all(_runs_in_parent(ref) for ref in batch):
-            return job.run_many(batch), batch
+            return run_many(job, batch), batch
         return client.submit(_dask_run_batch, job_future, batch, pure=False), batch
 
     def _gather(
         self, client: Any, job: ItemJob, job_future: Any, future: Any, batch: list[ItemRef]
-    ) -> list[Result]:
+    ) -> list[ItemResult]:
         if isinstance(future, list):
             return future
         distributed = import_distributed()
         try:
-            results: list[Result] = future.result()
+            results: list[ItemResult] = future.result()
             return results
         except distributed.KilledWorker as exc:
             if len(batch) == 1:
                 message = f"the Dask workers running this item died ({exc})"
-                return [(ERROR, item_failure(batch[0], "worker-died", message), [])]
+                return [item_failure(batch[0], "worker-died", message)]
             singles = [self._submit(client, job, job_future, [ref]) for ref in batch]
             return [r for single in singles for r in self._gather(client, job, job_future, *single)]
         except Exception as exc:  # the task itself broke (e.g. cannot unpickle a reference)
             message = f"internal error on the Dask worker: {_describe(exc)}"
-            return [(ERROR, item_failure(ref, "internal-error", message), []) for ref in batch]
+            return [item_failure(ref, "internal-error", message) for ref in batch]
         finally:
             future.release()
 
@@ -635,9 +590,10 @@ def make_executor(
     return ProcessPool(jobs, item_timeout=item_timeout)
 
 
-def run_items(job: ItemJob, refs: Iterable[ItemRef], jobs: int) -> Iterator[Result]:
-    """Results of ``job.run`` over ``refs``, in input order, with ``jobs`` local processes."""
-    return make_executor("local", jobs=jobs).map(job, refs)
+def run_items(job: ItemJob, refs: Iterable[ItemRef], jobs: int | None) -> Iterator[ItemResult]:
+    """Results of ``job.run`` over ``refs``, in input order, with ``jobs`` local processes
+    (``None``: every core; ``1``: in this process)."""
+    return make_executor("local", jobs=jobs or default_jobs()).map(job, refs)
 
 
 @contextlib.contextmanager

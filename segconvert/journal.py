@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from segconvert.errors import OutputError
+from segconvert.items import ItemResult, ItemStatus
 
 JOURNAL_NAME = ".segconvert-journal.jsonl"
 VERSION = 1
 
-Result = tuple[str, Any, list[dict[str, Any]]]
+Result = ItemResult
 
 
 class Journal:
@@ -53,9 +54,15 @@ class Journal:
         """Record that the item at ``position`` finished with ``result``."""
         if position in self.previous:
             return
-        status, record, notes = result
-        payload = base64.b64encode(pickle.dumps(record)).decode("ascii")
-        self._write({"position": position, "status": status, "record": payload, "notes": notes})
+        payload = base64.b64encode(pickle.dumps(result.record)).decode("ascii")
+        self._write(
+            {
+                "position": position,
+                "status": result.status.value,
+                "record": payload,
+                "notes": result.notes,
+            }
+        )
 
     def close(self, *, completed: bool) -> None:
         """Close the journal; remove it when the conversion completed."""
@@ -87,5 +94,6 @@ def read_journal(path: Path, params: Mapping[str, Any]) -> dict[int, Result]:
         if entry.get("status") == "error":
             continue
         record = pickle.loads(base64.b64decode(entry["record"]))  # noqa: S301 - our own file
-        done[int(entry["position"])] = (entry["status"], record, entry["notes"])
+        status = ItemStatus(entry["status"])
+        done[int(entry["position"])] = ItemResult(status, record=record, notes=entry["notes"])
     return done

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-from segconvert.errors import ItemError
+from segconvert.errors import InputError, ItemError
 
 IndexMask = npt.NDArray[np.unsignedinteger[Any]]
 
@@ -38,6 +38,28 @@ class MetaKey:
     """float: a prediction's confidence (COCO results files), kept for the way back."""
 
 
+class ImageKey:
+    """Standard :attr:`Sample.metadata` (image-level) keys and :attr:`Dataset.metadata` keys.
+
+    These are how one format hands image- and dataset-level facts to another; a plugin reads
+    the ones it understands and ignores the rest.
+    """
+
+    IMAGE = "image"
+    """dict (Sample): the source's image record (COCO ``images[]`` entry: ``id``, ``file_name``,
+    ``width``, ``height``, ...); COCO exporters restore it."""
+    ANNOTATION = "annotation"
+    """dict (Sample): extra fields of the source's per-image annotation record (COCO panoptic
+    ``annotations[]`` entry beyond ``segments_info``)."""
+    CITYSCAPES = "cityscapes"
+    """dict (Sample): ``{"split", "city"}`` of a Cityscapes frame, so the way back puts it in
+    the same folder."""
+    INFO = "info"
+    """dict (Dataset): the COCO ``info`` block."""
+    LICENSES = "licenses"
+    """list (Dataset): the COCO ``licenses`` block."""
+
+
 DEFAULT_VOID_LABEL = "void"
 
 
@@ -56,6 +78,39 @@ class Category:
     isthing: bool = True
     color: tuple[int, int, int] | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+def category_problem(category: Category) -> str | None:
+    """What is wrong with one category as a hub value, or ``None``."""
+    if isinstance(category.id, bool) or not isinstance(category.id, int):
+        return f"id {category.id!r} is not an integer"
+    if not isinstance(category.name, str) or not category.name:
+        return f"name {category.name!r} is not a non-empty string"
+    if category.supercategory is not None and not isinstance(category.supercategory, str):
+        return f"supercategory {category.supercategory!r} is not a string"
+    if category.color is not None:
+        color = tuple(category.color)
+        if len(color) != 3 or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in color
+        ):
+            return f"colour {list(color)!r} is not three integers 0-255"
+    return None
+
+
+def check_categories(categories: Iterable[Category]) -> None:
+    """Check a dataset's categories before any item is converted.
+
+    Raises :class:`InputError` naming the first bad category: a non-integer or repeated id,
+    an empty name, a colour that is not three integers 0-255.
+    """
+    seen: set[int] = set()
+    for category in categories:
+        problem = category_problem(category)
+        if problem is None and category.id in seen:
+            problem = f"id {category.id} is used by an earlier category"
+        if problem is not None:
+            raise InputError(f"category {category.name!r}: {problem}")
+        seen.add(category.id)
 
 
 @dataclass
@@ -129,7 +184,41 @@ class Sample:
 
 
 ItemRef = Any
-"""A cheap, picklable reference to one item of a source; only its importer reads it."""
+"""A cheap, picklable reference to one item of a source; only its importer reads it
+(see :class:`ItemReference` for the two attributes the pipeline reads when present)."""
+
+
+@runtime_checkable
+class ItemReference(Protocol):
+    """What the pipeline reads from an item reference, when the reference has it.
+
+    A reference may be any picklable object (a string, a frozen dataclass). The pipeline
+    never interprets it beyond these two attributes, both optional:
+
+    * ``reference_id``: the item's id, used to refuse a second item with the same id
+      (``duplicate-reference-id``) and to name the item in error reports;
+    * ``file``: the source file to name in error reports.
+    """
+
+    @property
+    def reference_id(self) -> str | None:
+        """The item's id (unique within the dataset), when known."""
+
+    @property
+    def file(self) -> str | None:
+        """The source file to blame in error reports, when known."""
+
+
+def reference_id(ref: ItemRef) -> str | None:
+    """``ref.reference_id`` when the reference has one (see :class:`ItemReference`)."""
+    value = getattr(ref, "reference_id", None)
+    return value if isinstance(value, str) else None
+
+
+def reference_file(ref: ItemRef) -> str | None:
+    """``ref.file`` when the reference has one (see :class:`ItemReference`)."""
+    value = getattr(ref, "file", None)
+    return str(value) if value is not None else None
 
 
 @dataclass(frozen=True)

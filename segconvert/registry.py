@@ -144,6 +144,18 @@ class Registry:
         """The plugin behind the importer ``name``."""
         return self._importers.get(name).provider
 
+    def exporter_provider(self, name: str) -> PluginInfo:
+        """The plugin behind the exporter ``name``."""
+        return self._exporters.get(name).provider
+
+    def describe_importer_provider(self, name: str) -> str:
+        """How messages name the plugin behind the importer ``name``."""
+        return describe_provider(self.importer_provider(name))
+
+    def describe_exporter_provider(self, name: str) -> str:
+        """How messages name the plugin behind the exporter ``name``."""
+        return describe_provider(self.exporter_provider(name))
+
     def detect(self, path: Path) -> Importer:
         """The one importer whose ``detect`` accepts ``path``."""
         matches = [

@@ -17,6 +17,7 @@ sees it.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import os
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,8 +38,48 @@ from segconvert.model import (
     smallest_index_dtype,
 )
 
-MODES = ("panoptic", "instance", "semantic")
-OVERFLOW_POLICIES = ("error", "semantic", "skip")
+
+class Mode(str, enum.Enum):
+    """How pixel values are grouped into Segments (see the module docstring)."""
+
+    PANOPTIC = "panoptic"
+    INSTANCE = "instance"
+    SEMANTIC = "semantic"
+
+
+class OverflowPolicy(str, enum.Enum):
+    """What to do with an item that has more segments than the target holds."""
+
+    ERROR = "error"
+    """Fail the item (``too-many-segments``)."""
+    SEMANTIC = "semantic"
+    """Write it in semantic mode when that fits, with a note."""
+    SKIP = "skip"
+    """Leave it out, with a note."""
+
+
+MODES: tuple[str, ...] = tuple(m.value for m in Mode)
+OVERFLOW_POLICIES: tuple[str, ...] = tuple(p.value for p in OverflowPolicy)
+
+
+def parse_mode(value: str | Mode) -> Mode:
+    """``value`` as a :class:`Mode`; a usage error names the accepted values."""
+    try:
+        return Mode(value)
+    except ValueError:
+        raise UsageError(f"mode must be one of {', '.join(MODES)}, not {value!r}") from None
+
+
+def parse_overflow_policy(value: str | OverflowPolicy) -> OverflowPolicy:
+    """``value`` as an :class:`OverflowPolicy`; a usage error names the accepted values."""
+    try:
+        return OverflowPolicy(value)
+    except ValueError:
+        raise UsageError(
+            f"on-overflow must be one of {', '.join(OVERFLOW_POLICIES)}, not {value!r}"
+        ) from None
+
+
 INSTANCE_BACKGROUND_LABEL = "background"
 """Default label of the index-0 background Segment in instance mode (Nucleus's convention)."""
 LABEL_MAP = "label-map"
@@ -127,33 +168,41 @@ class LabelMap:
 class Transform:
     """What the pipeline does to each sample between import and export (picklable)."""
 
-    mode: str = "panoptic"
-    on_overflow: str = "error"
+    mode: Mode = Mode.PANOPTIC
+    on_overflow: OverflowPolicy = OverflowPolicy.ERROR
     max_segments: int | None = None
     void_label: str | None = None
     category_map: Mapping[int, Category | None] | None = None
     things: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise UsageError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
-        if self.on_overflow not in OVERFLOW_POLICIES:
-            raise UsageError(
-                f"on-overflow must be one of {', '.join(OVERFLOW_POLICIES)}, "
-                f"not {self.on_overflow!r}"
-            )
+        # Strings are accepted (the API and CLI take them); the fields always hold the enums.
+        object.__setattr__(self, "mode", parse_mode(self.mode))
+        object.__setattr__(self, "on_overflow", parse_overflow_policy(self.on_overflow))
+
+    def for_dataset(
+        self, categories: Sequence[Category], label_map: LabelMap | None
+    ) -> tuple[Transform, list[Category]]:
+        """This transform fitted to a dataset's ``categories`` (label map applied, thing ids
+        known), with the output categories. Refuses a label map naming unknown categories."""
+        transform = self
+        if label_map is not None:
+            categories, category_map = label_map.apply_to(categories)
+            transform = dataclasses.replace(transform, category_map=category_map)
+        things = frozenset(c.id for c in categories if c.isthing)
+        return dataclasses.replace(transform, things=things), list(categories)
 
     @property
     def effective_void_label(self) -> str:
         """The label of the void (or instance-mode background) Segment."""
         if self.void_label:
             return self.void_label
-        return INSTANCE_BACKGROUND_LABEL if self.mode == "instance" else DEFAULT_VOID_LABEL
+        return INSTANCE_BACKGROUND_LABEL if self.mode is Mode.INSTANCE else DEFAULT_VOID_LABEL
 
     @property
     def is_identity(self) -> bool:
         """True when samples pass through untouched (unless they overflow)."""
-        return self.mode == "panoptic" and self.category_map is None and self.void_label is None
+        return self.mode is Mode.PANOPTIC and self.category_map is None and self.void_label is None
 
     def apply(self, sample: Sample) -> Sample:
         """Relabel, consolidate and check the segment count of one sample.
@@ -168,8 +217,8 @@ class Transform:
             return sample
         count = len(sample.segments)
         message = f"{count} segments; the target holds at most {self.max_segments}"
-        if self.on_overflow == "semantic":
-            reduced = consolidate(sample, "semantic", self.things, self.effective_void_label)
+        if self.on_overflow is OverflowPolicy.SEMANTIC:
+            reduced = consolidate(sample, Mode.SEMANTIC, self.things, self.effective_void_label)
             if len(reduced.segments) <= self.max_segments:
                 reduced.notes.append(
                     {
@@ -181,7 +230,7 @@ class Transform:
                 )
                 return reduced
             message += f", even as semantic ({len(reduced.segments)})"
-        elif self.on_overflow == "skip":
+        elif self.on_overflow is OverflowPolicy.SKIP:
             raise SkipItem(
                 {
                     "rule": "overflow-skipped",
@@ -212,14 +261,17 @@ class Transform:
         return dataclasses.replace(sample, segments=segments)
 
 
-def consolidate(sample: Sample, mode: str, things: frozenset[int], void_label: str) -> Sample:
+def consolidate(
+    sample: Sample, mode: Mode | str, things: frozenset[int], void_label: str
+) -> Sample:
     """Group ``sample``'s segments as ``mode`` says; void (or background) first, at index 0."""
+    mode = parse_mode(mode)
     plan: list[tuple[Segment, Hashable | None, Segment]] = []
     for segment in sorted(sample.segments, key=lambda s: (not s.is_void, s.index)):
         category = segment.category_id
-        if segment.is_void or (mode == "instance" and category not in things):
+        if segment.is_void or (mode is Mode.INSTANCE and category not in things):
             plan.append((segment, "void", Segment(void_label, 0, {MetaKey.VOID: True})))
-        elif mode == "semantic":
+        elif mode is Mode.SEMANTIC:
             plan.append(
                 (
                     segment,

@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from segconvert.convert import default_jobs, unique_references
 from segconvert.descriptors import ExportContext
 from segconvert.errors import SegconvertError
-from segconvert.executors import OK, ItemJob, run_items
+from segconvert.executors import run_items
+from segconvert.items import ItemJob, ItemStatus, unique_references
 from segconvert.model import Sample
 from segconvert.registry import Registry, build_registry
 
@@ -60,10 +60,8 @@ def validate_dataset(
     context = ExportContext(output=source, categories=tuple(dataset.categories))
     job = ItemJob(dataset.loader, dataset.context, _discard, context)
     checked = 0
-    for status, result, _ in run_items(
-        job, unique_references(dataset.items), jobs or default_jobs()
-    ):
+    for result in run_items(job, unique_references(dataset.items), jobs):
         checked += 1
-        if status != OK:
-            problems.append(result)
+        if result.status is ItemStatus.ERROR and result.error is not None:
+            problems.append(result.error)
     return checked, problems

@@ -2,7 +2,7 @@
 
 A reference is an :class:`Order` named ``"<action>-<n>"``: ``ok`` converts, ``kill`` SIGKILLs
 its own worker, ``segv`` dereferences NULL (a real segfault), ``sleep`` never finishes in time,
-``raise`` is a plugin bug. Every other part is a real :class:`segconvert.executors.ItemJob`.
+``raise`` is a plugin bug. Every other part is a real :class:`segconvert.items.ItemJob`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from segconvert import ExportContext, Sample, Segment
-from segconvert.executors import ItemJob
+from segconvert.items import ItemJob
 
 
 @dataclass(frozen=True)

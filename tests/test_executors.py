@@ -16,13 +16,14 @@ from processes import children_of, descendants_of, running
 
 from segconvert.errors import UsageError
 from segconvert.executors import (
-    ERROR,
-    OK,
     DaskExecutor,
     InProcess,
     ProcessPool,
     make_executor,
 )
+from segconvert.items import ItemStatus
+
+OK, ERROR = ItemStatus.OK, ItemStatus.ERROR
 
 
 @pytest.mark.parametrize("jobs", [1, 2, 3])
@@ -31,7 +32,7 @@ def test_results_come_back_in_input_order_for_any_jobs(jobs):
     executor = make_executor("local", jobs=jobs)
     before = children_of(os.getpid())
     results = list(executor.map(make_job(), refs))
-    assert [record["reference_id"] for _, record, _ in results] == [r.reference_id for r in refs]
+    assert [result.record["reference_id"] for result in results] == [r.reference_id for r in refs]
     assert isinstance(executor, InProcess if jobs == 1 else ProcessPool)
     assert children_of(os.getpid()) == before
 
@@ -40,14 +41,14 @@ def test_a_worker_killed_by_an_item_fails_only_that_item_and_names_the_signal():
     refs = orders(*(f"ok-{n}" for n in range(20)))
     refs[9] = Order("kill-9")
     results = list(ProcessPool(2).map(make_job(), refs))
-    assert [s for s, _, _ in results].count(OK) == 19
-    status, error, _ = results[9]
-    assert status == ERROR
+    assert [r.status for r in results].count(OK) == 19
+    assert results[9].status is ERROR
+    error = results[9].error
     assert error["rule"] == "worker-died"
     assert error["item"] == "kill-9"
     assert "SIGKILL" in error["message"]
     # the culprit's chunk-mates were re-run and converted
-    assert [r["reference_id"] for s, r, _ in results if s == OK] == [
+    assert [r.record["reference_id"] for r in results if r.status is OK] == [
         f"ok-{n}" for n in range(20) if n != 9
     ]
 
@@ -55,9 +56,9 @@ def test_a_worker_killed_by_an_item_fails_only_that_item_and_names_the_signal():
 def test_a_segfaulting_item_is_reported_with_sigsegv_and_the_run_goes_on():
     refs = orders("ok-0", "segv-1", "ok-2", "segv-3", "ok-4", "ok-5")
     results = list(ProcessPool(2, chunk_size=3).map(make_job(), refs))
-    assert [s for s, _, _ in results] == [OK, ERROR, OK, ERROR, OK, OK]
-    assert "SIGSEGV" in results[1][1]["message"]
-    assert results[3][1]["item"] == "segv-3"
+    assert [r.status for r in results] == [OK, ERROR, OK, ERROR, OK, OK]
+    assert "SIGSEGV" in results[1].error["message"]
+    assert results[3].error["item"] == "segv-3"
 
 
 def test_an_item_over_the_time_limit_is_stopped_and_reported():
@@ -65,22 +66,22 @@ def test_an_item_over_the_time_limit_is_stopped_and_reported():
     started = time.monotonic()
     results = list(ProcessPool(2, item_timeout=0.25).map(make_job(), refs))
     assert time.monotonic() - started < 15
-    assert [s for s, _, _ in results] == [OK, ERROR, OK, OK, OK]
-    assert results[1][1]["rule"] == "item-timeout"
-    assert "--item-timeout 0.25s" in results[1][1]["message"]
+    assert [r.status for r in results] == [OK, ERROR, OK, OK, OK]
+    assert results[1].error["rule"] == "item-timeout"
+    assert "--item-timeout 0.25s" in results[1].error["message"]
 
 
 def test_a_time_limit_with_one_job_still_runs_in_a_worker_it_can_stop():
     executor = make_executor("local", jobs=1, item_timeout=0.25)
     assert isinstance(executor, ProcessPool)
     results = list(executor.map(make_job(), orders("sleep-0", "ok-1")))
-    assert [s for s, _, _ in results] == [ERROR, OK]
+    assert [r.status for r in results] == [ERROR, OK]
 
 
 def test_a_plugin_bug_is_an_internal_error_of_its_item_only():
     results = list(ProcessPool(2).map(make_job(), orders("ok-0", "raise-1", "ok-2")))
-    assert [s for s, _, _ in results] == [OK, ERROR, OK]
-    assert results[1][1]["rule"] == "internal-error"
+    assert [r.status for r in results] == [OK, ERROR, OK]
+    assert results[1].error["rule"] == "internal-error"
 
 
 @pytest.mark.slow
@@ -88,14 +89,14 @@ def test_a_plugin_bug_is_an_internal_error_of_its_item_only():
 def test_the_pool_survives_its_workers_under_every_start_method(method):
     refs = orders("ok-0", "ok-1", "kill-2", "ok-3", "ok-4", "ok-5")
     results = list(ProcessPool(2, start_method=method).map(make_job(), refs))
-    assert [s for s, _, _ in results] == [OK, OK, ERROR, OK, OK, OK]
-    assert results[2][1]["rule"] == "worker-died"
+    assert [r.status for r in results] == [OK, OK, ERROR, OK, OK, OK]
+    assert results[2].error["rule"] == "worker-died"
 
 
 def test_stopping_early_leaves_no_worker_behind():
     before = children_of(os.getpid())
     results = ProcessPool(2).map(make_job(), (Order(f"ok-{n}") for n in range(1000)))
-    assert next(results)[0] == OK
+    assert next(results).status is OK
     assert children_of(os.getpid()) - before
     results.close()
     assert children_of(os.getpid()) == before

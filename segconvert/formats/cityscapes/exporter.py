@@ -142,17 +142,27 @@ def write_item(sample: Sample, ctx: ExportContext) -> None:
         atomic_write_bytes(path, data)
 
 
-def write_dataset(records: Iterable[None], ctx: ExportContext) -> list[Path]:
-    """Consume the records; write ``labels.json``, the label table the PNGs use."""
-    for _ in records:
-        pass
+def label_table(ctx: ExportContext) -> list[dict[str, Any]]:
+    """The ``labels.json`` document for the dataset's categories (validated)."""
     labels = list(labels_from_categories(tuple(ctx.categories)).values())
     if all(label.id != VOID_LABEL_ID for label in labels):  # void pixels are written as 0:
         labels.insert(0, UNLABELED)  # list it, so they read back as void
     document = table_document(labels)
+    schemas.validate(CITYSCAPES_LABELS, document, file=str(ctx.output / "labels.json"))
+    return document
+
+
+def check_dataset(ctx: ExportContext) -> None:
+    """Plan stage: the label table the PNGs will use is valid."""
+    label_table(ctx)
+
+
+def write_dataset(records: Iterable[None], ctx: ExportContext) -> list[Path]:
+    """Consume the records; write ``labels.json``, the label table the PNGs use."""
+    for _ in records:
+        pass
     path = ctx.output / "labels.json"
-    schemas.validate(CITYSCAPES_LABELS, document, file=str(path))
-    atomic_write_json(path, document, indent=1)
+    atomic_write_json(path, label_table(ctx), indent=1)
     return [ctx.output / KIND, path]
 
 
@@ -161,6 +171,7 @@ EXPORTER = Exporter(
     description="Cityscapes gtFine: labelIds, 16-bit instanceIds, color (+ labelTrainIds)",
     write_item=write_item,
     write_dataset=write_dataset,
+    check_dataset=check_dataset,
     options=(
         Option("train-ids", "Also write *_gtFine_labelTrainIds.png.", type="flag", default=False),
         Option(

@@ -136,20 +136,33 @@ def assign_image_ids(records: list[CocoRecord]) -> None:
         record.annotation["image_id"] = record.image["id"]
 
 
-def write_dataset(records: Iterable[CocoRecord], ctx: ExportContext) -> list[Path]:
-    """Write the panoptic JSON (validated) from every item's record."""
-    collected = list(records)
-    assign_image_ids(collected)
+def dataset_skeleton(ctx: ExportContext) -> dict[str, Any]:
+    """The panoptic JSON without its images and annotations (validated)."""
     document: dict[str, Any] = {}
     for key in ("info", "licenses"):
         if key in ctx.metadata:
             document[key] = json_native(ctx.metadata[key])
-    document["images"] = [r.image for r in collected]
-    document["annotations"] = [r.annotation for r in collected]
+    document["images"] = []
+    document["annotations"] = []
     document["categories"] = categories_to_coco(ctx.categories)
     path = ctx.output / f"{json_name(ctx)}.json"
-    skeleton = {**document, "images": [], "annotations": []}
-    schemas.validate(schemas.COCO_PANOPTIC, skeleton, file=str(path))
+    schemas.validate(schemas.COCO_PANOPTIC, document, file=str(path))
+    return document
+
+
+def check_dataset(ctx: ExportContext) -> None:
+    """Plan stage: the categories, info and licenses make a valid panoptic JSON."""
+    dataset_skeleton(ctx)
+
+
+def write_dataset(records: Iterable[CocoRecord], ctx: ExportContext) -> list[Path]:
+    """Write the panoptic JSON (validated) from every item's record."""
+    collected = list(records)
+    assign_image_ids(collected)
+    document = dataset_skeleton(ctx)
+    document["images"] = [r.image for r in collected]
+    document["annotations"] = [r.annotation for r in collected]
+    path = ctx.output / f"{json_name(ctx)}.json"
     atomic_write_json(path, document)
     return [path, ctx.output / json_name(ctx)]
 
@@ -160,6 +173,7 @@ EXPORTER = Exporter(
     description="COCO panoptic: NAME.json + NAME/<reference_id>.png (RGB ids)",
     write_item=write_item,
     write_dataset=write_dataset,
+    check_dataset=check_dataset,
     prepare=prepare,
     options=(Option("json-name", "Stem of the output JSON and PNG folder.", default="panoptic"),),
 )

@@ -123,6 +123,17 @@ def write_item(sample: Sample, ctx: ExportContext) -> RleRecord | str:
     return str(path)
 
 
+def check_dataset(ctx: ExportContext) -> None:
+    """Plan stage: the categories, info and licenses make a valid instances JSON."""
+    categories = [c for c in ctx.categories if c.isthing or not ctx.options.get("things_only")]
+    document: dict[str, Any] = {
+        k: json_native(ctx.metadata[k]) for k in ("info", "licenses") if k in ctx.metadata
+    }
+    coco_categories = categories_to_coco(categories, panoptic=False)
+    document.update(images=[], annotations=[], categories=coco_categories)
+    schemas.validate(COCO_INSTANCES, document, file=str(ctx.output))
+
+
 def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> list[Path]:
     """Write the instances JSON: image and annotation ids unique, categories as they came."""
     collected = list(records)
@@ -162,6 +173,7 @@ EXPORTER = Exporter(
     description="COCO instances JSON, every mask a compressed RLE (or SA-1B-style per-image JSONs)",
     write_item=write_item,
     write_dataset=write_dataset,
+    check_dataset=check_dataset,
     options=(
         Option(
             "things-only",

@@ -42,8 +42,8 @@ class NucleusRecord:
     item_line: str | None
 
 
-def prepare(ctx: ExportContext) -> None:
-    """Check the URL options and make the masks folder."""
+def check_dataset(ctx: ExportContext) -> None:
+    """Plan stage: check the URL options and the taxonomy before anything is written."""
     for key in ("mask_url_prefix", "image_url_prefix"):
         prefix = ctx.options.get(key)
         if prefix is not None and not is_remote(prefix):
@@ -51,6 +51,12 @@ def prepare(ctx: ExportContext) -> None:
                 f"--{key.replace('_', '-')} must start with s3://, gs://, https:// or http://, "
                 f"not {prefix!r}"
             )
+    taxonomy = taxonomy_document(ctx.categories, ctx.metadata, ctx.void_label)
+    schemas.validate(schemas.TAXONOMY, taxonomy, file=str(ctx.output / TAXONOMY))
+
+
+def prepare(ctx: ExportContext) -> None:
+    """Make the masks folder."""
     (ctx.output / MASKS).mkdir(parents=True, exist_ok=True)
 
 
@@ -174,6 +180,7 @@ EXPORTER = Exporter(
     description="Scale Nucleus: annotations.jsonl + mode L mask PNGs (+ taxonomy for the way back)",
     write_item=write_item,
     write_dataset=write_dataset,
+    check_dataset=check_dataset,
     prepare=prepare,
     max_segments=MAX_SEGMENTS,
     options=(

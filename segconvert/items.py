@@ -1,0 +1,124 @@
+"""Per-item work: one reference in, one typed :class:`ItemResult` out.
+
+:class:`ItemJob` is the pure function the executors run (in-process or in a worker): load the
+item with the importer, check it, transform it, write it with the exporter. Nothing an item
+does can stop the others: every failure becomes an error result.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from segconvert.descriptors import ExportContext
+from segconvert.errors import ItemError
+from segconvert.model import ItemRef, RejectedItem, Sample, reference_file, reference_id
+from segconvert.transforms import SkipItem, Transform
+
+
+class ItemStatus(str, enum.Enum):
+    """How one item ended."""
+
+    OK = "ok"
+    """Converted: :attr:`ItemResult.record` is the exporter's record."""
+    ERROR = "error"
+    """Failed: :attr:`ItemResult.error` is the error-report record."""
+    SKIPPED = "skipped"
+    """Left out on purpose (``--on-overflow skip``); a note says why."""
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The outcome of one item (picklable: it comes back from a worker)."""
+
+    status: ItemStatus
+    record: Any = None
+    """What the exporter's ``write_item`` returned (``OK`` only)."""
+    error: dict[str, Any] | None = None
+    """``{"item", "file", "rule", "message"}`` (``ERROR`` only)."""
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    """Facts worth reporting about the item (each with ``item``, ``rule``, ``message``)."""
+
+    @classmethod
+    def ok(cls, record: Any, notes: list[dict[str, Any]] | None = None) -> ItemResult:
+        """A converted item."""
+        return cls(ItemStatus.OK, record=record, notes=notes or [])
+
+    @classmethod
+    def failed(cls, error: dict[str, Any]) -> ItemResult:
+        """A failed item with its error record."""
+        return cls(ItemStatus.ERROR, error=error)
+
+    @classmethod
+    def skipped(cls, note: dict[str, Any]) -> ItemResult:
+        """An item left out on purpose, with the note saying why."""
+        return cls(ItemStatus.SKIPPED, notes=[note])
+
+
+def internal_error(ref: ItemRef, exc: BaseException) -> dict[str, Any]:
+    """The error record of an unexpected exception (a plugin bug) while handling ``ref``."""
+    message = f"internal error: {type(exc).__name__}: {exc}"
+    return {"item": reference_id(ref), "file": None, "rule": "internal-error", "message": message}
+
+
+@dataclass(frozen=True)
+class ItemJob:
+    """Everything a worker needs, sent once per worker."""
+
+    loader: Callable[[ItemRef, Any], Sample]
+    load_context: Any
+    write_item: Callable[[Sample, ExportContext], Any]
+    export_context: ExportContext
+    transform: Transform = Transform()
+
+    def run(self, ref: ItemRef) -> ItemResult:
+        """The result of loading, checking, transforming and writing one item."""
+        if isinstance(ref, FinishedItem):
+            return ref.result
+        if isinstance(ref, RejectedItem):
+            return ItemResult.failed(ref.error.to_record())
+        try:
+            sample = self.loader(ref, self.load_context)
+            sample.check()
+            sample = self.transform.apply(sample)
+            record = self.write_item(sample, self.export_context)
+            notes = [{"item": sample.reference_id, **note} for note in sample.notes]
+            return ItemResult.ok(record, notes)
+        except SkipItem as skip:
+            return ItemResult.skipped({"item": reference_id(ref), **skip.note})
+        except ItemError as exc:
+            return ItemResult.failed(exc.to_record())
+        except Exception as exc:  # a bug in one item must not kill the other 100k
+            return ItemResult.failed(internal_error(ref, exc))
+
+
+@dataclass(frozen=True)
+class FinishedItem:
+    """An item an interrupted run already finished (``--resume``): its result is reused."""
+
+    result: ItemResult
+
+
+def unique_references(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
+    """``refs`` with every repeat of an already seen ``reference_id`` turned into an error.
+
+    Two items with one reference id would write the same mask file; the first one wins.
+    """
+    seen: set[str] = set()
+    for ref in refs:
+        ref_id = reference_id(ref)
+        if ref_id is not None:
+            if ref_id in seen:
+                yield RejectedItem(
+                    ItemError(
+                        f"reference id {ref_id!r} is used by an earlier item",
+                        rule="duplicate-reference-id",
+                        item=ref_id,
+                        file=reference_file(ref),
+                    )
+                )
+                continue
+            seen.add(ref_id)
+        yield ref

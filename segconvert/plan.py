@@ -1,0 +1,189 @@
+"""The plan stage: everything decided and checked before the first item is touched.
+
+:func:`plan_conversion` resolves the formats, splits and checks the options, scans the source
+(categories and the lazy list of items), applies the label map, builds the transform and the
+export context, and runs every dataset-level check -- the hub's category checks and the
+exporter's own ``check_dataset`` -- so a bad category colour or taxonomy is refused before any
+output exists. It writes nothing; :mod:`segconvert.run` does the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from segconvert.blame import blame
+from segconvert.descriptors import ExportContext, Exporter, Importer, Option
+from segconvert.errors import OutputError, UsageError
+from segconvert.journal import JOURNAL_NAME
+from segconvert.model import Dataset, check_categories
+from segconvert.registry import Registry, build_registry
+from segconvert.transforms import (
+    LabelMap,
+    Mode,
+    OverflowPolicy,
+    Transform,
+    parse_mode,
+    parse_overflow_policy,
+)
+
+
+@dataclass(frozen=True)
+class ConversionPlan:
+    """A conversion fully decided and checked; :func:`segconvert.run.run_plan` carries it out."""
+
+    source: Path
+    output: Path
+    importer: Importer
+    exporter: Exporter
+    importer_provider: str
+    """How messages name the plugin behind the importer."""
+    exporter_provider: str
+    """How messages name the plugin behind the exporter."""
+    dataset: Dataset
+    context: ExportContext
+    transform: Transform
+    import_options: Mapping[str, Any]
+    resume: bool
+    params: Mapping[str, Any]
+    """What identifies this conversion for ``--resume`` (source, formats, options, transform)."""
+
+
+def split_options(
+    importer: Importer, exporter: Exporter, options: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split one options mapping into the importer's and the exporter's, defaults filled in.
+
+    Keys may be given kebab- or snake-case. A key neither format takes is a usage error.
+    """
+    given = {k.replace("-", "_"): v for k, v in (options or {}).items() if v is not None}
+    known_import = {o.key: o for o in importer.options}
+    known_export = {o.key: o for o in exporter.options}
+    unknown = sorted(set(given) - set(known_import) - set(known_export))
+    if unknown:
+        names = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise UsageError(
+            f"option(s) {names} not accepted by importer {importer.name!r} "
+            f"or exporter {exporter.name!r}"
+        )
+    return _with_defaults(known_import, given), _with_defaults(known_export, given)
+
+
+def _with_defaults(known: Mapping[str, Option], given: Mapping[str, Any]) -> dict[str, Any]:
+    values = {}
+    for key, option in known.items():
+        value = given.get(key, option.default)
+        if option.choices and value is not None and value not in option.choices:
+            raise UsageError(
+                f"--{option.name} must be one of {', '.join(option.choices)}, not {value!r}"
+            )
+        values[key] = value
+    return values
+
+
+def check_output(output: Path, source: Path, overwrite: bool, resume: bool = False) -> None:
+    """Refuse a non-empty output folder (unless ``overwrite``, or ``resume`` with a journal)
+    or one that is the source."""
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"output {output} exists and is not a folder")
+    resolved = output.resolve()
+    source_dir = source.resolve() if source.is_dir() else source.resolve().parent
+    if resolved == source_dir:
+        raise OutputError(f"output {output} is the source folder; choose another")
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        if resume and (output / JOURNAL_NAME).is_file():
+            return
+        hint = " (and has no interrupted conversion to resume)" if resume else ""
+        raise OutputError(
+            f"output folder {output} is not empty{hint}; pass --overwrite to write into it"
+        )
+
+
+def _check_requirements(*descriptors: Importer | Exporter) -> None:
+    for descriptor in descriptors:
+        missing = descriptor.missing_requirements()
+        if missing:
+            raise UsageError(f"format {descriptor.name!r} needs {', '.join(missing)} installed")
+
+
+def plan_conversion(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    to_format: str,
+    from_format: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    registry: Registry | None = None,
+    mode: Mode | str = Mode.PANOPTIC,
+    label_map: str | os.PathLike[str] | LabelMap | None = None,
+    on_overflow: OverflowPolicy | str = OverflowPolicy.ERROR,
+    void_label: str | None = None,
+) -> ConversionPlan:
+    """Decide and check a conversion (the arguments are those of :func:`segconvert.convert`).
+
+    Raises:
+        SegconvertError: anything dataset-level that is wrong, before any output is written.
+    """
+    source_path, output_path = Path(source), Path(output)
+    registry = registry or build_registry()
+    importer = registry.importer(from_format) if from_format else registry.detect(source_path)
+    exporter = registry.exporter(to_format)
+    import_options, export_options = split_options(importer, exporter, options)
+    _check_requirements(importer, exporter)
+    if not source_path.exists():
+        raise UsageError(f"source {source_path} does not exist")
+    check_output(output_path, source_path, overwrite, resume)
+    transform = Transform(
+        parse_mode(mode), parse_overflow_policy(on_overflow), exporter.max_segments, void_label
+    )
+    mapping = (
+        label_map
+        if label_map is None or isinstance(label_map, LabelMap)
+        else LabelMap.load(label_map)
+    )
+    importer_provider = registry.describe_importer_provider(importer.name)
+    exporter_provider = registry.describe_exporter_provider(exporter.name)
+
+    with blame(importer_provider, importer.name, "scan"):
+        dataset = importer.open(source_path, import_options)
+    check_categories(dataset.categories)
+    transform, categories = transform.for_dataset(dataset.categories, mapping)
+    context = ExportContext(
+        output=output_path,
+        categories=tuple(categories),
+        options=export_options,
+        metadata=dataset.metadata,
+        void_label=transform.effective_void_label,
+    )
+    if exporter.check_dataset:
+        with blame(exporter_provider, exporter.name, "check_dataset"):
+            exporter.check_dataset(context)
+    params = {
+        "source": str(source_path.resolve()),
+        "from": importer.name,
+        "to": exporter.name,
+        "options": {**import_options, **export_options},
+        "mode": transform.mode.value,
+        "label_map": str(label_map) if label_map is not None else None,
+        "on_overflow": transform.on_overflow.value,
+        "void_label": void_label,
+    }
+    return ConversionPlan(
+        source=source_path,
+        output=output_path,
+        importer=importer,
+        exporter=exporter,
+        importer_provider=importer_provider,
+        exporter_provider=exporter_provider,
+        dataset=dataset,
+        context=context,
+        transform=transform,
+        import_options=import_options,
+        resume=resume,
+        params=params,
+    )

@@ -1,0 +1,245 @@
+"""The run stage: carry out a :class:`~segconvert.plan.ConversionPlan`.
+
+The host drives the records: it runs every item (through :mod:`segconvert.executors`), journals
+each result, counts and reports it, and feeds the records of the items that converted to the
+exporter's ``write_dataset`` in input order. An exporter that returns without reading every
+record is an error (otherwise the run would convert nothing and exit 0). Items that fail are
+recorded in a JSON-lines error report and never stop the run unless ``fail_fast`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segconvert import schemas
+from segconvert.blame import blame
+from segconvert.errors import ItemError, PluginError
+from segconvert.executors import default_jobs, make_executor
+from segconvert.files import TEMPORARY_PREFIX, TEMPORARY_SUFFIX, atomic_open
+from segconvert.items import FinishedItem, ItemJob, ItemResult, ItemStatus, unique_references
+from segconvert.journal import Journal
+from segconvert.model import ItemRef
+from segconvert.plan import ConversionPlan
+
+ERROR_REPORT_NAME = "segconvert-errors.jsonl"
+"""File name of the per-item error report, written inside the output folder."""
+NOTES_REPORT_NAME = "segconvert-notes.jsonl"
+"""File name of the per-item notes (converted items with something to report)."""
+
+Progress = Callable[[int, "int | None"], None]
+"""Called after every item with ``(items done, total or None)``."""
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion did: counts, failures, files written and time taken."""
+
+    source: Path
+    output: Path
+    from_format: str
+    to_format: str
+    converted: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    error_report: Path | None = None
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    notes_report: Path | None = None
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """0: every item converted; 3: some failed, the rest written; 1: nothing converted."""
+        if self.failed == 0:
+            return 0
+        return 3 if self.converted else 1
+
+    @property
+    def items_per_second(self) -> float:
+        """Throughput over every item attempted."""
+        total = self.converted + self.failed + self.skipped
+        return total / self.seconds if self.seconds > 0 else 0.0
+
+    def count(self, result: ItemResult) -> None:
+        """Add one item's outcome to the counts, errors and notes."""
+        self.notes.extend(result.notes)
+        if result.status is ItemStatus.OK:
+            self.converted += 1
+        elif result.status is ItemStatus.SKIPPED:
+            self.skipped += 1
+        else:
+            self.failed += 1
+            assert result.error is not None
+            self.errors.append(result.error)
+
+    def summary(self) -> str:
+        """One human-readable line."""
+        line = (
+            f"{self.from_format} -> {self.to_format}: {self.converted} converted, "
+            f"{self.failed} failed"
+            + (f", {self.skipped} skipped" if self.skipped else "")
+            + f" in {self.seconds:.1f}s ({self.items_per_second:.1f} items/s)"
+        )
+        if self.error_report:
+            line += f"; errors in {self.error_report}"
+        if self.notes_report:
+            line += f"; {len(self.notes)} note(s) in {self.notes_report}"
+        return line
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able summary for scripts."""
+        return {
+            "source": str(self.source),
+            "output": str(self.output),
+            "from": self.from_format,
+            "to": self.to_format,
+            "converted": self.converted,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "seconds": round(self.seconds, 3),
+            "items_per_second": round(self.items_per_second, 2),
+            "error_report": str(self.error_report) if self.error_report else None,
+            "notes": len(self.notes),
+            "notes_report": str(self.notes_report) if self.notes_report else None,
+            "exit_code": self.exit_code,
+        }
+
+
+def remove_stale_temporaries(output: Path) -> None:
+    """Delete temporary files a killed run of ours left behind (only names we make)."""
+    for path in output.rglob(f"{TEMPORARY_PREFIX}*{TEMPORARY_SUFFIX}"):
+        path.unlink(missing_ok=True)
+
+
+class RecordFeed:
+    """The records of the converted items, in input order, as the exporter reads them.
+
+    Iterating runs the items; :attr:`exhausted` says whether the exporter read to the end.
+    """
+
+    def __init__(
+        self,
+        results: Iterable[ItemResult],
+        on_result: Callable[[ItemResult], None],
+    ) -> None:
+        self._results = results
+        self._on_result = on_result
+        self.exhausted = False
+
+    def __iter__(self) -> Iterator[Any]:
+        for result in self._results:
+            self._on_result(result)
+            if result.status is ItemStatus.OK:
+                yield result.record
+        self.exhausted = True
+
+
+def _resumable(refs: Iterable[ItemRef], journal: Journal) -> Iterator[ItemRef]:
+    for position, ref in enumerate(refs):
+        finished = journal.previous.get(position)
+        yield FinishedItem(finished) if finished else ref
+
+
+def run_plan(
+    plan: ConversionPlan,
+    *,
+    jobs: int | None = None,
+    fail_fast: bool = False,
+    progress: Progress | None = None,
+    started: float | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    item_timeout: float | None = None,
+) -> ConversionReport:
+    """Run every item of ``plan``, write the aggregate files and the reports.
+
+    Args:
+        jobs: worker processes; ``None`` uses every core, ``1`` runs in-process.
+        fail_fast: raise the first item error instead of recording it and going on.
+        progress: called after every item with ``(items done, total or None)``.
+        started: the ``time.perf_counter()`` the conversion began at (default: now), so the
+            report's time includes planning.
+        executor: ``"local"`` (this process or ``jobs`` worker processes) or ``"dask"``.
+        scheduler: with ``"dask"``, a running scheduler's address (default: a local cluster
+            of ``jobs`` workers).
+        item_timeout: seconds one item may take before it is stopped and reported.
+    """
+    started = time.perf_counter() if started is None else started
+    runner = make_executor(
+        executor, jobs=jobs or default_jobs(), scheduler=scheduler, item_timeout=item_timeout
+    )
+    exporter, context, dataset = plan.exporter, plan.context, plan.dataset
+    plan.output.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(plan.output)
+    journal = Journal.open(plan.output, plan.params, plan.resume)
+    report = ConversionReport(plan.source, plan.output, plan.importer.name, exporter.name)
+    done = 0
+
+    def on_result(result: ItemResult) -> None:
+        nonlocal done
+        journal.add(done, result)
+        done += 1
+        if progress:
+            progress(done, dataset.size)
+        report.count(result)
+        if fail_fast and result.status is ItemStatus.ERROR:
+            error = result.error or {}
+            raise ItemError(
+                f"{error.get('item')}: {error.get('message')} (--fail-fast)",
+                rule=str(error.get("rule")),
+                item=error.get("item"),
+                file=error.get("file"),
+            )
+
+    completed = False
+    try:
+        if exporter.prepare:
+            with blame(plan.exporter_provider, exporter.name, "prepare"):
+                exporter.prepare(context)
+        assert dataset.loader is not None
+        job = ItemJob(dataset.loader, dataset.context, exporter.write_item, context, plan.transform)
+        refs = _resumable(unique_references(dataset.items), journal)
+        feed = RecordFeed(runner.map(job, refs), on_result)
+        with blame(plan.exporter_provider, exporter.name, "write_dataset"):
+            report.files = list(exporter.write_dataset(feed, context) or [])
+        if not feed.exhausted:
+            raise PluginError(
+                f"{plan.exporter_provider}: write_dataset of format {exporter.name!r} returned "
+                f"without reading all its records (only {done} item(s) ran); "
+                "an exporter must consume every record it is given"
+            )
+        remove_stale_temporaries(plan.output)  # a worker killed mid-write leaves its temporary
+        completed = True
+    finally:
+        journal.close(completed=completed)
+    report.error_report = write_error_report(plan.output, report.errors)
+    report.notes_report = write_jsonl_report(plan.output / NOTES_REPORT_NAME, report.notes)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def write_error_report(output: Path, errors: list[dict[str, Any]]) -> Path | None:
+    """Write the JSON-lines error report (validated) if there were errors; return its path."""
+    for record in errors:
+        schemas.validate(schemas.ERROR_REPORT, record)
+    return write_jsonl_report(output / ERROR_REPORT_NAME, errors)
+
+
+def write_jsonl_report(path: Path, records: list[dict[str, Any]]) -> Path | None:
+    """Write ``records`` as JSON lines to ``path`` if there are any; return the path.
+
+    With none, a stale report of an earlier run into the same folder is removed.
+    """
+    if not records:
+        path.unlink(missing_ok=True)
+        return None
+    with atomic_open(path) as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    return path
