@@ -51,6 +51,9 @@ from segconvert.files import (
 from segconvert.hookspecs import hookimpl
 from segconvert.masks import (
     MAX_IMAGE_PIXELS,
+    check_canvas,
+    check_points,
+    check_polygon,
     compressed_rle,
     decode_compressed_rle,
     decode_segmentation,
@@ -114,6 +117,9 @@ __all__ = [
     "build_registry",
     "categories_from_coco",
     "categories_to_coco",
+    "check_canvas",
+    "check_points",
+    "check_polygon",
     "compressed_rle",
     "convert",
     "decode_compressed_rle",

@@ -27,6 +27,8 @@ from segconvert import (
     Sample,
     Segment,
     UsageError,
+    check_canvas,
+    check_points,
     read_json,
     read_png,
     smallest_index_dtype,
@@ -39,8 +41,6 @@ from .labels import (
     load_label_table,
 )
 from .layout import FILE_NAME, SOURCE_TYPES, city_of
-
-MAX_POLYGON_SIDE = 1 << 15
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
     ``...group`` labels as crowds, negative label ids (license plate) not drawn."""
     document = read_json(path)
     try:
-        width, height = int(document["imgWidth"]), int(document["imgHeight"])
+        width, height = document["imgWidth"], document["imgHeight"]
         objects = document["objects"]
     except (KeyError, TypeError, ValueError):
         raise ItemError(
@@ -154,13 +154,10 @@ def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
             item=item,
             file=str(path),
         ) from None
-    if not (0 < width <= MAX_POLYGON_SIDE and 0 < height <= MAX_POLYGON_SIDE):
-        raise ItemError(
-            f"image size {width}x{height} out of range",
-            rule="png-too-large",
-            item=item,
-            file=str(path),
-        )
+    try:
+        check_canvas(width, height)
+    except ValueError as exc:
+        raise ItemError(str(exc), rule="image-too-large", item=item, file=str(path)) from None
     by_name = table.by_name
     image = Image.new("I", (width, height), table.unlabeled.id)
     drawer = ImageDraw.Draw(image)
@@ -185,7 +182,12 @@ def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
         if label.hasInstances and not group:
             value = label.id * 1000 + instances.get(name, 0)
             instances[name] = instances.get(name, 0) + 1
-        points = [tuple(p) for p in obj.get("polygon", [])]
+        try:
+            points = check_points(obj.get("polygon", []), width, height)
+        except ValueError as exc:
+            raise ItemError(
+                f"object {obj.get('label')!r}: {exc}", rule="bad-polygon", item=item, file=str(path)
+            ) from None
         if len(points) >= 2:
             drawer.polygon(points, fill=value)
     return np.asarray(image, dtype=np.int32).astype(np.uint16)
