@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segconvert.descriptors import ExportContext
-from segconvert.errors import ItemError
+from segconvert.errors import InputError, ItemError
 from segconvert.model import ItemRef, RejectedItem, Sample, reference_file, reference_id
 from segconvert.transforms import SkipItem, Transform
 
@@ -90,6 +90,10 @@ class ItemJob:
             return ItemResult.skipped({"item": reference_id(ref), **skip.note})
         except ItemError as exc:
             return ItemResult.failed(exc.to_record())
+        except InputError as exc:  # a file of this item only (e.g. its JSON) is unreadable
+            rule = getattr(exc, "rule", "unreadable-input")
+            error = {"item": reference_id(ref), "file": exc.file, "rule": rule}
+            return ItemResult.failed({**error, "message": str(exc)})
         except Exception as exc:  # a bug in one item must not kill the other 100k
             return ItemResult.failed(internal_error(ref, exc))
 

@@ -49,9 +49,16 @@ def _where(path: Path | str, line: int, column: int) -> str:
     return f"{path}:{line}:{column}"
 
 
-def json_error(path: Path | str, line: int, column: int, message: str) -> InputError:
-    """The :class:`InputError` for a fault at ``line``:``column`` of ``path``."""
-    return InputError(f"{_where(path, line, column)}: {message}", file=str(path))
+class JsonError(InputError):
+    """A JSON input broke a rule of this module; met while loading one item, it fails that
+    item with rule ``invalid-json``."""
+
+    rule = "invalid-json"
+
+
+def json_error(path: Path | str, line: int, column: int, message: str) -> JsonError:
+    """The :class:`JsonError` for a fault at ``line``:``column`` of ``path``."""
+    return JsonError(f"{_where(path, line, column)}: {message}", file=str(path))
 
 
 def _location(data: bytes, offset: int, first_line: int = 1) -> tuple[int, int]:
@@ -337,7 +344,7 @@ def _read_bounded(handle: IO[bytes], limit: int, path: Path | str, what: str) ->
         data = b"".join(blocks)
     if len(data) > limit:
         message = f"{path}: {what} is larger than the limit of {limit} bytes"
-        raise InputError(message, file=str(path))
+        raise JsonError(message, file=str(path))
     return data
 
 
@@ -458,6 +465,8 @@ def json_sections(path: Path | str, keys: Iterable[str]) -> dict[str, Any]:
         for key in keys:
             with _open(path) as handle:
                 for value in ijson.items(handle, key, use_float=True, map_type=_UniqueKeys):
+                    if key in sections:  # the top-level object repeats ``key``
+                        raise DuplicateKeyError(f"duplicate key {key!r} in an object")
                     sections[key] = _plain(value)
     except (ijson.JSONError, UnicodeDecodeError, DuplicateKeyError) as exc:
         raise _stream_error(path, exc) from None
@@ -474,6 +483,7 @@ __all__ = [
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_JSON_LINE_BYTES",
+    "JsonError",
     "check_depth",
     "json_error",
     "json_lines",
