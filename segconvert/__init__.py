@@ -12,6 +12,7 @@ in ``__all__`` are the public API (built-in formats use nothing else).
 from __future__ import annotations
 
 from segconvert import schemas
+from segconvert.api import OpenDataset, open, write
 from segconvert.coco import (
     assign_ids,
     categories_from_coco,
@@ -82,6 +83,7 @@ from segconvert.model import (
     smallest_index_dtype,
 )
 from segconvert.registry import Registry, build_registry
+from segconvert.subset import Subset
 from segconvert.validate import validate_dataset
 
 __all__ = [
@@ -99,6 +101,7 @@ __all__ = [
     "ItemError",
     "ItemRef",
     "MetaKey",
+    "OpenDataset",
     "Option",
     "OutputError",
     "PluginError",
@@ -107,6 +110,7 @@ __all__ = [
     "Sample",
     "SegconvertError",
     "Segment",
+    "Subset",
     "UnknownFormatError",
     "UsageError",
     "ValidationError",
@@ -136,6 +140,7 @@ __all__ = [
     "json_stream",
     "json_top_level_is_list",
     "map_ids",
+    "open",
     "paint",
     "placeholder_categories",
     "parse_json_line",
@@ -152,5 +157,6 @@ __all__ = [
     "segment_stats",
     "smallest_index_dtype",
     "validate_dataset",
+    "write",
     "write_png",
 ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,10 +19,14 @@ from segconvert.convert import ConversionReport, convert
 from segconvert.descriptors import Option
 from segconvert.errors import SegconvertError
 from segconvert.executors import EXECUTORS, Interrupted, signals_interrupt
+from segconvert.inspect_commands import add_inspection_commands, progress_bar, subset_options
 from segconvert.manager import third_party_disabled_by_env
 from segconvert.registry import Registry, build_registry
 from segconvert.transforms import MODES, OVERFLOW_POLICIES
 from segconvert.validate import validate_dataset
+
+PLANNED_SHOWN = 20
+"""How many planned items a dry run prints (``--json`` lists every one)."""
 
 _CLICK_TYPES: dict[str, Any] = {
     "str": str,
@@ -120,6 +123,13 @@ def _run_options(registry: Registry) -> Callable[[Any], Any]:
                     help="Label of the void Segment (default 'void'; "
                     "'background' in instance mode).",
                 ),
+                *subset_options(),
+                click.option(
+                    "--dry-run",
+                    is_flag=True,
+                    help="Scan, plan and check everything dataset-level; print what would "
+                    "be written; write nothing.",
+                ),
             ]
         ):
             command = decorator(command)
@@ -147,25 +157,14 @@ def _run_conversion(
     transform_options = {
         k: params.pop(k) for k in ("mode", "label_map", "on_overflow", "void_label")
     }
+    subset_and_plan = {
+        "limit": params.pop("limit"),
+        "items": params.pop("items_file"),
+        "dry_run": params.pop("dry_run"),
+    }
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not quiet and not as_json
-    bar: Any = None
-
-    started = time.monotonic()
-
-    def progress(done: int, total: int | None) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(
-                length=total or 0,
-                label="converting",
-                file=sys.stderr,
-                show_pos=True,
-                show_eta=bool(total),
-                item_show_func=lambda rate: f"{rate:.1f} items/s" if rate else None,
-            )
-            bar.__enter__()
-        bar.update(1, current_item=done / max(time.monotonic() - started, 1e-9))
+    progress, finish_progress = progress_bar("converting")
 
     try:
         with signals_interrupt():
@@ -183,10 +182,10 @@ def _run_conversion(
                 progress=progress if show_progress else None,
                 **transform_options,
                 **execution,
+                **subset_and_plan,
             )
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+        finish_progress()
     _print_report(report, quiet=quiet, as_json=as_json)
     sys.exit(report.exit_code)
 
@@ -196,13 +195,20 @@ def _print_report(report: ConversionReport, *, quiet: bool, as_json: bool) -> No
         click.echo(json.dumps(report.to_json()))
     elif not quiet:
         click.echo(report.summary())
+        if report.dry_run:
+            for reference_id in report.planned[:PLANNED_SHOWN]:
+                click.echo(f"  would write {reference_id}")
+            if len(report.planned) > PLANNED_SHOWN:
+                more = len(report.planned) - PLANNED_SHOWN
+                click.echo(f"  ... and {more} more (--json lists all)")
     if report.failed and not as_json:
         shown = report.errors[:5]
         for error in shown:
             click.echo(f"  {error['item']}: [{error['rule']}] {error['message']}", err=True)
         if report.failed > len(shown):
             click.echo(f"  ... and {report.failed - len(shown)} more", err=True)
-        click.echo(f"error report: {report.error_report}", err=True)
+        if report.error_report:
+            click.echo(f"error report: {report.error_report}", err=True)
 
 
 def make_cli(registry: Registry) -> click.Group:
@@ -351,6 +357,7 @@ def make_cli(registry: Registry) -> click.Group:
             click.echo(f"{checked} item(s) checked: {status}", err=bool(problems))
         sys.exit(1 if problems else 0)
 
+    add_inspection_commands(cli, registry, _click_option)
     registry.register_commands(cli)
     return cli
 

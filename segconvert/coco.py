@@ -82,11 +82,20 @@ def categories_to_coco(
     return records
 
 
+CITYSCAPES_PHOTO_SUFFIX = "_leftImg8bit"
+"""Cityscapes photos are ``{frame}_leftImg8bit.png``; the frame id is the reference id."""
+
+
 def reference_id_from_names(*names: Any, fallback: Any) -> str:
-    """The first usable file name minus its extension (``a/b.jpg`` -> ``a/b``)."""
+    """The first usable file name minus its extension (``a/b.jpg`` -> ``a/b``).
+
+    A Cityscapes photo name (``{frame}_leftImg8bit.png``, as csCreatePanopticImgs writes in
+    ``images``) gives the frame id, so a frame keeps its reference id through COCO files.
+    """
     for name in names:
         if isinstance(name, str) and name:
-            return PurePosixPath(name.replace("\\", "/")).with_suffix("").as_posix()
+            stem = PurePosixPath(name.replace("\\", "/")).with_suffix("").as_posix()
+            return stem.removesuffix(CITYSCAPES_PHOTO_SUFFIX) or stem
     return str(fallback)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from segconvert.executors import default_jobs, make_executor
@@ -21,10 +21,12 @@ from segconvert.run import (
     NOTES_REPORT_NAME,
     ConversionReport,
     Progress,
+    dry_run_report,
     run_plan,
     write_error_report,
     write_jsonl_report,
 )
+from segconvert.subset import Subset
 from segconvert.transforms import LabelMap, Mode, OverflowPolicy
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "check_output",
     "convert",
     "default_jobs",
+    "dry_run_report",
     "plan_conversion",
     "run_plan",
     "split_options",
@@ -63,6 +66,9 @@ def convert(
     executor: str = "local",
     scheduler: str | None = None,
     item_timeout: float | None = None,
+    limit: int | None = None,
+    items: str | os.PathLike[str] | Collection[str] | None = None,
+    dry_run: bool = False,
 ) -> ConversionReport:
     """Convert the dataset at ``source`` into ``output`` as ``to_format``.
 
@@ -90,6 +96,11 @@ def convert(
             ``None`` starts a local cluster of ``jobs`` workers.
         item_timeout: seconds one item may take before it is stopped and reported
             (``item-timeout``); ``None`` means no limit.
+        limit: convert only the first ``limit`` items (see :mod:`segconvert.subset`).
+        items: convert only these reference ids: a file with one per line, or a collection;
+            a listed id the source lacks is a failed item (rule ``item-not-found``).
+        dry_run: plan and run every dataset-level check, list the items that would be written
+            (``report.planned``) and write nothing: ``output`` is not even created.
 
     Returns:
         A :class:`ConversionReport`; its ``exit_code`` says whether every item made it.
@@ -113,7 +124,10 @@ def convert(
         label_map=label_map,
         on_overflow=on_overflow,
         void_label=void_label,
+        subset=Subset.of(limit, items),
     )
+    if dry_run:
+        return dry_run_report(plan, started)
     return run_plan(
         plan,
         jobs=jobs,

@@ -21,6 +21,7 @@ from segconvert.errors import OutputError, UsageError
 from segconvert.journal import JOURNAL_NAME
 from segconvert.model import Dataset, check_categories
 from segconvert.registry import Registry, build_registry
+from segconvert.subset import Subset
 from segconvert.transforms import (
     LabelMap,
     Mode,
@@ -50,6 +51,8 @@ class ConversionPlan:
     resume: bool
     params: Mapping[str, Any]
     """What identifies this conversion for ``--resume`` (source, formats, options, transform)."""
+    subset: Subset = Subset()
+    """Which items to convert (``--limit``, ``--items``); everything by default."""
 
 
 def split_options(
@@ -72,6 +75,19 @@ def split_options(
     return _with_defaults(known_import, given), _with_defaults(known_export, given)
 
 
+def format_options(
+    descriptor: Importer | Exporter, options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The options of one format, defaults filled in; a key it does not take is a usage error."""
+    given = {k.replace("-", "_"): v for k, v in (options or {}).items() if v is not None}
+    known = {o.key: o for o in descriptor.options}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        names = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise UsageError(f"option(s) {names} not accepted by format {descriptor.name!r}")
+    return _with_defaults(known, given)
+
+
 def _with_defaults(known: Mapping[str, Option], given: Mapping[str, Any]) -> dict[str, Any]:
     values = {}
     for key, option in known.items():
@@ -84,15 +100,16 @@ def _with_defaults(known: Mapping[str, Option], given: Mapping[str, Any]) -> dic
     return values
 
 
-def check_output(output: Path, source: Path, overwrite: bool, resume: bool = False) -> None:
+def check_output(output: Path, source: Path | None, overwrite: bool, resume: bool = False) -> None:
     """Refuse a non-empty output folder (unless ``overwrite``, or ``resume`` with a journal)
-    or one that is the source."""
+    or one that is the source (``None``: samples built in memory, no source folder)."""
     if output.exists() and not output.is_dir():
         raise OutputError(f"output {output} exists and is not a folder")
     resolved = output.resolve()
-    source_dir = source.resolve() if source.is_dir() else source.resolve().parent
-    if resolved == source_dir:
-        raise OutputError(f"output {output} is the source folder; choose another")
+    if source is not None:
+        source_dir = source.resolve() if source.is_dir() else source.resolve().parent
+        if resolved == source_dir:
+            raise OutputError(f"output {output} is the source folder; choose another")
     if output.is_dir() and any(output.iterdir()) and not overwrite:
         if resume and (output / JOURNAL_NAME).is_file():
             return
@@ -123,8 +140,10 @@ def plan_conversion(
     label_map: str | os.PathLike[str] | LabelMap | None = None,
     on_overflow: OverflowPolicy | str = OverflowPolicy.ERROR,
     void_label: str | None = None,
+    subset: Subset | None = None,
 ) -> ConversionPlan:
-    """Decide and check a conversion (the arguments are those of :func:`segconvert.convert`).
+    """Decide and check a conversion (the arguments are those of :func:`segconvert.convert`;
+    ``subset`` is its ``limit`` and ``items``).
 
     Raises:
         SegconvertError: anything dataset-level that is wrong, before any output is written.
@@ -138,6 +157,50 @@ def plan_conversion(
     if not source_path.exists():
         raise UsageError(f"source {source_path} does not exist")
     check_output(output_path, source_path, overwrite, resume)
+    importer_provider = registry.describe_importer_provider(importer.name)
+    with blame(importer_provider, importer.name, "scan"):
+        dataset = importer.open(source_path, import_options)
+    return plan_dataset(
+        dataset,
+        source_path,
+        output_path,
+        importer=importer,
+        exporter=exporter,
+        importer_provider=importer_provider,
+        exporter_provider=registry.describe_exporter_provider(exporter.name),
+        import_options=import_options,
+        export_options=export_options,
+        resume=resume,
+        mode=mode,
+        label_map=label_map,
+        on_overflow=on_overflow,
+        void_label=void_label,
+        subset=subset,
+    )
+
+
+def plan_dataset(
+    dataset: Dataset,
+    source_path: Path,
+    output_path: Path,
+    *,
+    importer: Importer,
+    exporter: Exporter,
+    importer_provider: str,
+    exporter_provider: str,
+    import_options: Mapping[str, Any],
+    export_options: Mapping[str, Any],
+    resume: bool = False,
+    mode: Mode | str = Mode.PANOPTIC,
+    label_map: str | os.PathLike[str] | LabelMap | None = None,
+    on_overflow: OverflowPolicy | str = OverflowPolicy.ERROR,
+    void_label: str | None = None,
+    subset: Subset | None = None,
+) -> ConversionPlan:
+    """The dataset-level half of :func:`plan_conversion`, for a dataset already opened (or
+    built in memory, as :func:`segconvert.write` does): label map, transform, export context,
+    the category checks and the exporter's ``check_dataset``."""
+    subset = subset or Subset()
     transform = Transform(
         parse_mode(mode), parse_overflow_policy(on_overflow), exporter.max_segments, void_label
     )
@@ -146,11 +209,6 @@ def plan_conversion(
         if label_map is None or isinstance(label_map, LabelMap)
         else LabelMap.load(label_map)
     )
-    importer_provider = registry.describe_importer_provider(importer.name)
-    exporter_provider = registry.describe_exporter_provider(exporter.name)
-
-    with blame(importer_provider, importer.name, "scan"):
-        dataset = importer.open(source_path, import_options)
     check_categories(dataset.categories)
     transform, categories = transform.for_dataset(dataset.categories, mapping)
     context = ExportContext(
@@ -172,6 +230,8 @@ def plan_conversion(
         "label_map": str(label_map) if label_map is not None else None,
         "on_overflow": transform.on_overflow.value,
         "void_label": void_label,
+        "limit": subset.limit,
+        "items": sorted(subset.reference_ids) if subset.reference_ids is not None else None,
     }
     return ConversionPlan(
         source=source_path,
@@ -186,4 +246,5 @@ def plan_conversion(
         import_options=import_options,
         resume=resume,
         params=params,
+        subset=subset,
     )

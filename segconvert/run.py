@@ -23,7 +23,7 @@ from segconvert.executors import default_jobs, make_executor
 from segconvert.files import TEMPORARY_PREFIX, TEMPORARY_SUFFIX, atomic_open
 from segconvert.items import FinishedItem, ItemJob, ItemResult, ItemStatus, unique_references
 from segconvert.journal import Journal
-from segconvert.model import ItemRef
+from segconvert.model import ItemRef, RejectedItem, reference_id
 from segconvert.plan import ConversionPlan
 
 ERROR_REPORT_NAME = "segconvert-errors.jsonl"
@@ -52,13 +52,18 @@ class ConversionReport:
     notes_report: Path | None = None
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    dry_run: bool = False
+    """True when nothing was written: ``planned`` lists what would have been."""
+    planned: list[str] = field(default_factory=list)
+    """Dry run: the reference ids of the items that would be written, in order."""
 
     @property
     def exit_code(self) -> int:
-        """0: every item converted; 3: some failed, the rest written; 1: nothing converted."""
+        """0: every item converted; 3: some failed, the rest written (a dry run: would be);
+        1: nothing converted."""
         if self.failed == 0:
             return 0
-        return 3 if self.converted else 1
+        return 3 if self.converted or self.planned else 1
 
     @property
     def items_per_second(self) -> float:
@@ -80,6 +85,13 @@ class ConversionReport:
 
     def summary(self) -> str:
         """One human-readable line."""
+        if self.dry_run:
+            return (
+                f"dry run, {self.from_format} -> {self.to_format}: {len(self.planned)} item(s) "
+                f"would be written into {self.output}"
+                + (f", {self.failed} would fail" if self.failed else "")
+                + "; nothing written"
+            )
         line = (
             f"{self.from_format} -> {self.to_format}: {self.converted} converted, "
             f"{self.failed} failed"
@@ -108,6 +120,8 @@ class ConversionReport:
             "notes": len(self.notes),
             "notes_report": str(self.notes_report) if self.notes_report else None,
             "exit_code": self.exit_code,
+            "dry_run": self.dry_run,
+            **({"planned": self.planned} if self.dry_run else {}),
         }
 
 
@@ -186,7 +200,7 @@ def run_plan(
         journal.add(done, result)
         done += 1
         if progress:
-            progress(done, dataset.size)
+            progress(done, dataset.size if plan.subset.is_everything else None)
         report.count(result)
         if fail_fast and result.status is ItemStatus.ERROR:
             error = result.error or {}
@@ -204,7 +218,7 @@ def run_plan(
                 exporter.prepare(context)
         assert dataset.loader is not None
         job = ItemJob(dataset.loader, dataset.context, exporter.write_item, context, plan.transform)
-        refs = _resumable(unique_references(dataset.items), journal)
+        refs = _resumable(unique_references(plan.subset.select(dataset.items)), journal)
         feed = RecordFeed(runner.map(job, refs), on_result)
         with blame(plan.exporter_provider, exporter.name, "write_dataset"):
             report.files = list(exporter.write_dataset(feed, context) or [])
@@ -220,6 +234,23 @@ def run_plan(
         journal.close(completed=completed)
     report.error_report = write_error_report(plan.output, report.errors)
     report.notes_report = write_jsonl_report(plan.output / NOTES_REPORT_NAME, report.notes)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def dry_run_report(plan: ConversionPlan, started: float | None = None) -> ConversionReport:
+    """What ``plan`` would write, without writing anything (``--dry-run``): the items it would
+    convert (``planned``) and those already known to fail (rejected while listing, duplicate
+    reference ids, listed but absent). The output folder is not created."""
+    started = time.perf_counter() if started is None else started
+    report = ConversionReport(plan.source, plan.output, plan.importer.name, plan.exporter.name)
+    report.dry_run = True
+    for ref in unique_references(plan.subset.select(plan.dataset.items)):
+        if isinstance(ref, RejectedItem):
+            report.failed += 1
+            report.errors.append(ref.error.to_record())
+        else:
+            report.planned.append(str(reference_id(ref)))
     report.seconds = time.perf_counter() - started
     return report
 

@@ -28,6 +28,8 @@ COCO_PANOPTIC = "coco-panoptic"
 ERROR_REPORT = "segconvert-error"
 FORMATS_LISTING = "segconvert-formats"
 PLUGINS_LISTING = "segconvert-plugins"
+INFO_REPORT = "segconvert-info"
+DIFF_RECORD = "segconvert-diff"
 
 
 def schema_dir() -> Path:

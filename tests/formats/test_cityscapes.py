@@ -223,7 +223,11 @@ def test_crowd_groups_and_ignored_instances_are_mapped_as_documented(synthetic_t
     assert by_source[7].metadata["iscrowd"] == 0  # road: stuff
     assert 29000 not in by_source and 3 not in by_source  # caravan, out of roi: void
     assert sample.segments[0].is_void
-    assert sample.metadata["cityscapes"] == {"split": "val", "city": "aachen"}
+    assert sample.metadata["cityscapes"] == {
+        "split": "val",
+        "city": "aachen",
+        "frame": "aachen_000000_000019",
+    }
 
 
 def test_keep_ignored_and_train_ids_cannot_be_combined(synthetic_tree, registry):

@@ -123,7 +123,8 @@ def write_item(sample: Sample, ctx: ExportContext) -> None:
         instance_table[index] = value
     split, city = frame_place(sample, ctx)
     folder = safe_join(ctx.output, f"{KIND}/{split}/{city}", item=ref)
-    stem = safe_join(folder, f"{ref}_{KIND}", item=ref).name
+    frame = str((sample.metadata.get("cityscapes") or {}).get("frame") or ref)
+    stem = safe_join(folder, f"{frame}_{KIND}", item=ref).name
     outputs: list[tuple[str, Any]] = [
         ("labelIds", label_ids),
         ("instanceIds", instance_table),

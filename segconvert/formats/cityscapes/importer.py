@@ -42,6 +42,9 @@ from .labels import (
 )
 from .layout import FILE_NAME, SOURCE_TYPES, city_of
 
+INSTANCES_PER_CLASS = 1000
+"""Instance ``k`` of class ``c`` is ``c * 1000 + k`` (cityscapesScripts' encoding)."""
+
 
 @dataclass(frozen=True)
 class FrameRef:
@@ -52,6 +55,8 @@ class FrameRef:
     city: str
     kind: str
     files: Mapping[str, str]
+    frame: str = ""
+    """The frame id in the file names (the reference id unless that had to be qualified)."""
 
     @property
     def file(self) -> str:
@@ -70,25 +75,64 @@ class CityscapesContext:
     void_label: str = DEFAULT_VOID_LABEL
 
 
-def find_frames(root: Path) -> list[FrameRef]:
-    """Every frame under ``root``, grouped by reference id, sorted by split, city and id."""
-    frames: dict[tuple[str, str, str], dict[str, str]] = {}
-    kinds: dict[tuple[str, str, str], str] = {}
+ANNOTATION_KINDS = {"fine": "gtFine", "coarse": "gtCoarse"}
+"""``--annotations`` choices and the tree each reads."""
+
+
+def find_frames(root: Path, annotations: str = "auto") -> list[FrameRef]:
+    """Every frame under ``root``, sorted by split, city and frame id.
+
+    One annotation tree is read, never a mix: ``annotations="fine"`` reads ``gtFine`` files
+    only, ``"coarse"`` ``gtCoarse`` only, and ``"auto"`` (the default) ``gtFine`` when there is
+    any, else ``gtCoarse`` -- so the official root, with both trees side by side, gives every
+    frame its fine annotation. Frames are grouped by their folder (split and city) as well as
+    their id, so one frame id in two cities gives two frames; their reference ids are then
+    qualified as ``split/city/frame`` (``city/frame`` when the splits agree) to stay unique.
+    """
+    found: dict[str, dict[tuple[str, str, str], dict[str, str]]] = {}
     files = [root] if root.is_file() else root.rglob("*_gt*_*")
     for path in files:
         match = FILE_NAME.match(path.name)
         if not match or match.group("type") not in SOURCE_TYPES:
             continue
         split = path.parent.parent.name if path.parent.parent != path.parent else ""
-        reference_id = match.group("ref")
-        key = (split, city_of(reference_id, path.parent.name), reference_id)
-        frames.setdefault(key, {})[match.group("type")] = str(path)
-        kinds[key] = match.group("kind")
+        frame = match.group("ref")
+        city = path.parent.name if path.parent != root or root.is_file() else city_of(frame, "")
+        key = (split, city, frame)
+        found.setdefault(match.group("kind"), {}).setdefault(key, {})[match.group("type")] = str(
+            path
+        )
+    kind = chosen_kind(found, annotations)
+    frames = found.get(kind, {})
+    places: dict[str, list[tuple[str, str]]] = {}
+    for split, city, frame in frames:
+        places.setdefault(frame, []).append((split, city))
     refs = []
     for key in sorted(frames):
-        split, city, reference_id = key
-        refs.append(FrameRef(reference_id, split, city, kinds[key], frames[key]))
+        split, city, frame = key
+        reference_id = qualified_reference_id(frame, split, city, places[frame])
+        refs.append(FrameRef(reference_id, split, city, kind, frames[key], frame))
     return refs
+
+
+def chosen_kind(found: Mapping[str, object], annotations: str) -> str:
+    """The annotation tree to read (see :func:`find_frames`)."""
+    if annotations == "auto":
+        return "gtFine" if "gtFine" in found or "gtCoarse" not in found else "gtCoarse"
+    if annotations not in ANNOTATION_KINDS:
+        raise UsageError(
+            f"--annotations must be auto, fine or coarse, not {annotations!r}"
+        )  # pragma: no cover - the CLI's choice already refuses it
+    return ANNOTATION_KINDS[annotations]
+
+
+def qualified_reference_id(frame: str, split: str, city: str, places: list[tuple[str, str]]) -> str:
+    """``frame`` when it is the only frame with that id, else qualified by its folders."""
+    if len(places) == 1:
+        return frame
+    if len({s for s, _ in places}) == 1:
+        return f"{city}/{frame}" if city else frame
+    return "/".join(part for part in (split, city, frame) if part)
 
 
 def written_label_table(path: Path) -> Path | None:
@@ -110,9 +154,15 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
         )
     labels_file = options.get("labels") or written_label_table(path)
     table = load_label_table(Path(labels_file)) if labels_file else OFFICIAL
-    frames = find_frames(path)
+    annotations = options.get("annotations") or "auto"
+    frames = find_frames(path, annotations)
     if not frames:
-        raise UsageError(f"{path}: no Cityscapes *_gtFine_* files found")
+        wanted = (
+            "*_gtFine_* / *_gtCoarse_*"
+            if annotations == "auto"
+            else (f"*_{ANNOTATION_KINDS.get(annotations, annotations)}_*")
+        )
+        raise UsageError(f"{path}: no Cityscapes {wanted} files found")
     return Dataset(
         categories=categories_for(table, use_train_id=use_train_id, keep_ignored=keep_ignored),
         items=frames,
@@ -142,7 +192,11 @@ def read_values(ref: FrameRef, ctx: CityscapesContext) -> np.ndarray:
 def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
     """An instanceIds array drawn from ``*_polygons.json`` as cityscapesScripts'
     ``json2instanceImg`` does: objects in file order (later on top), deleted objects skipped,
-    ``...group`` labels as crowds, negative label ids (license plate) not drawn."""
+    ``...group`` labels as crowds, negative label ids (license plate) not drawn.
+
+    The array is int32, so values of classes past 65 (``66 * 1000 > 65535``) do not wrap; a
+    1001st instance of one class is an ``instance-id-overflow`` item error, never a wrap into
+    the next class."""
     document = read_json(path)
     try:
         width, height = document["imgWidth"], document["imgHeight"]
@@ -180,8 +234,17 @@ def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
             continue
         value = label.id
         if label.hasInstances and not group:
-            value = label.id * 1000 + instances.get(name, 0)
-            instances[name] = instances.get(name, 0) + 1
+            number = instances.get(name, 0)
+            if number >= INSTANCES_PER_CLASS:
+                raise ItemError(
+                    f"more than {INSTANCES_PER_CLASS} {name!r} instances: the class*1000+k "
+                    "instance encoding cannot number them",
+                    rule="instance-id-overflow",
+                    item=item,
+                    file=str(path),
+                )
+            value = label.id * INSTANCES_PER_CLASS + number
+            instances[name] = number + 1
         try:
             points = check_points(obj.get("polygon", []), width, height)
         except ValueError as exc:
@@ -190,7 +253,7 @@ def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
             ) from None
         if len(points) >= 2:
             drawer.polygon(points, fill=value)
-    return np.asarray(image, dtype=np.int32).astype(np.uint16)
+    return np.asarray(image, dtype=np.int32)  # class*1000+k may pass 65535: no uint16 wrap
 
 
 def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
@@ -225,7 +288,7 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
                 label.name,
                 0,
                 {
-                    MetaKey.CATEGORY_ID: label.trainId if ctx.use_train_id else label.id,
+                    MetaKey.CATEGORY_ID: label.trainId if ctx.use_train_id else label.hub_id,
                     MetaKey.ISCROWD: int(value < 1000 and label.hasInstances),
                     MetaKey.SOURCE_ID: value,
                 },
@@ -245,8 +308,11 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
         height=height,
         mask=np.take(lut, values),
         segments=segments,
-        file_name=f"{item}_leftImg8bit.png",
-        metadata={"image": {"id": item}, "cityscapes": {"split": ref.split, "city": ref.city}},
+        file_name=f"{ref.frame or item}_leftImg8bit.png",
+        metadata={
+            "image": {"id": item},
+            "cityscapes": {"split": ref.split, "city": ref.city, "frame": ref.frame or item},
+        },
     )
 
 
@@ -301,6 +367,14 @@ IMPORTER = Importer(
             "labels",
             "A Cityscapes-style label table (JSON) instead of the official one.",
             type="path",
+        ),
+        Option(
+            "annotations",
+            "Which tree to read: fine (gtFine), coarse (gtCoarse), or auto: gtFine when "
+            "present, else gtCoarse. Never a mix.",
+            type="choice",
+            choices=("auto", "fine", "coarse"),
+            default="auto",
         ),
     ),
 )

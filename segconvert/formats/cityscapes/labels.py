@@ -19,6 +19,9 @@ from segconvert import Category, InputError, fallback_color, read_json, schemas
 CITYSCAPES_LABELS = "cityscapes-labels"
 """Schema name of a label table file."""
 
+CATEGORY_ID_FIELD = "segconvertCategoryId"
+"""Label-table field: the hub category id of a label whose id had to differ from it."""
+
 METADATA_KEY = "cityscapes"
 """Category.metadata key holding a category's Cityscapes label fields."""
 
@@ -35,9 +38,18 @@ class Label:
     hasInstances: bool  # noqa: N815
     ignoreInEval: bool  # noqa: N815
     color: tuple[int, int, int]
+    category_id: int | None = None
+    """The hub category id when it is not the label id (a category moved off the void id 0);
+    written to the table as ``segconvertCategoryId`` so the way back restores it."""
+
+    @property
+    def hub_id(self) -> int:
+        """The category id this label stands for in the hub."""
+        return self.id if self.category_id is None else self.category_id
 
     def to_json(self) -> dict[str, Any]:
         """The label as a JSON object of the label-table format."""
+        extra = {} if self.category_id is None else {CATEGORY_ID_FIELD: self.category_id}
         return {
             "name": self.name,
             "id": self.id,
@@ -47,6 +59,7 @@ class Label:
             "hasInstances": self.hasInstances,
             "ignoreInEval": self.ignoreInEval,
             "color": list(self.color),
+            **extra,
         }
 
 
@@ -145,6 +158,7 @@ def load_label_table(path: Path) -> LabelTable:
             hasInstances=row.get("hasInstances", False),
             ignoreInEval=row.get("ignoreInEval", False),
             color=(row["color"][0], row["color"][1], row["color"][2]),
+            category_id=row.get(CATEGORY_ID_FIELD),
         )
         for row in document
     )
@@ -165,7 +179,7 @@ def categories_for(table: LabelTable, *, use_train_id: bool, keep_ignored: bool)
         fields = label.to_json()
         categories.append(
             Category(
-                id=label.trainId if use_train_id else label.id,
+                id=label.trainId if use_train_id else label.hub_id,
                 name=label.name,
                 supercategory=label.category,
                 isthing=label.hasInstances,
@@ -185,27 +199,52 @@ def categories_for(table: LabelTable, *, use_train_id: bool, keep_ignored: bool)
 def labels_from_categories(categories: tuple[Category, ...]) -> dict[int, Label]:
     """category id -> the Cityscapes label to write for it (from metadata, else the category).
 
+    Label id 0 is void (``unlabeled``): a category with id 0 that did not come from Cityscapes
+    (e.g. a COCO or trainId ``category_id: 0``) gets the smallest free label id instead, its
+    category id kept in :attr:`Label.category_id`, so its pixels never read back as void.
     Cached: the exporter asks once per frame with the same categories.
     """
     official = OFFICIAL.by_name
-    result = {}
+    planned = []
     for category in categories:
         fields: Mapping[str, Any] = category.metadata.get(METADATA_KEY) or {}
+        planned.append((category, fields, int(fields.get("id", category.id))))
+    used = {label_id for _, _, label_id in planned}
+    result = {}
+    for category, fields, label_id in planned:
         known = official.get(category.name)
-        label_id = fields.get("id", category.id)
+        has_instances = bool(fields.get("hasInstances", category.isthing))
+        moved_from_void = label_id == UNLABELED.id and "id" not in fields
+        if moved_from_void:
+            label_id = free_label_id(used, has_instances)
+            used.add(label_id)
         result[category.id] = Label(
             name=category.name,
-            id=int(label_id),
+            id=label_id,
             trainId=int(
                 fields.get("trainId", known.trainId if known and known.id == label_id else 255)
             ),
             category=category.supercategory or "",
             categoryId=int(fields.get("categoryId", 0)),
-            hasInstances=bool(fields.get("hasInstances", category.isthing)),
+            hasInstances=has_instances,
             ignoreInEval=bool(fields.get("ignoreInEval", False)),
             color=category.color or (known.color if known else _color(category.id)),
+            category_id=category.id if moved_from_void else None,
         )
     return result
+
+
+def free_label_id(used: set[int], has_instances: bool) -> int:
+    """The smallest label id above void that no label uses (and, for a class with instances,
+    whose ``id * 1000 + 999`` fits instanceIds' uint16)."""
+    top = 65 if has_instances else 255
+    for label_id in range(1, top + 1):
+        if label_id not in used:
+            return label_id
+    raise InputError(
+        "no free Cityscapes label id for a category with id 0 (void's id): "
+        f"ids 1-{top} are all taken"
+    )
 
 
 def _color(category_id: int) -> tuple[int, int, int]:
