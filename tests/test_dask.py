@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import default_spec, read_jsonl, run_cli, write_coco_panoptic
 
-from segconvert import convert
+from segconvert import SegconvertError, convert
 
 distributed = pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow
@@ -202,3 +202,21 @@ def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path, source):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot reach the Dask scheduler" in lines[0]
     assert time.monotonic() - started < 60
+
+
+def test_resume_on_dask_finishes_an_interrupted_run_to_the_same_bytes(
+    tmp_path, source, reference, registry
+):
+    out = tmp_path / "out"
+    how = {
+        "from_format": "coco-panoptic",
+        "to_format": "nucleus",
+        "options": {"relative_mask_urls": True},
+        "registry": registry,
+    }
+    with pytest.raises(SegconvertError):  # stops at the first bad item, journal kept
+        convert(source, out, jobs=1, fail_fast=True, **how)
+    assert (out / ".segconvert-journal.jsonl").is_file()
+    report = convert(source, out, resume=True, executor="dask", jobs=2, **how)
+    assert report.converted == IMAGES - 2
+    assert tree_bytes(out) == reference
