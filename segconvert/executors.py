@@ -511,14 +511,19 @@ class DaskExecutor(Executor):
             with client:
                 yield client
             return
-        cluster = distributed.LocalCluster(
-            n_workers=self.workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        settings: dict[str, Any] = {
+            "n_workers": self.workers,
+            "threads_per_worker": 1,
+            "host": "127.0.0.1",
+            "dashboard_address": None,
+            "silence_logs": logging.ERROR,
+        }
+        try:  # the scheduler in its own process: the parent stays a small client
+            from distributed.deploy.subprocess import SubprocessCluster
+
+            cluster = SubprocessCluster(**settings)
+        except (ImportError, RuntimeError):  # older distributed, or Windows
+            cluster = distributed.LocalCluster(processes=True, **settings)
         with cluster, distributed.Client(cluster, set_as_default=False) as client:
             yield client
 
