@@ -1,7 +1,11 @@
 """Time segconvert side by side with Datumaro and cityscapesScripts on the same generated data.
 
-    python benchmarks/run.py                 # full run (about 5 minutes, first time longer)
+    python benchmarks/run.py                 # full run (about 8 minutes, first time longer)
     python benchmarks/run.py --quick         # smaller counts, for a smoke test
+    python benchmarks/run.py --suite rle     # only the COCO RLE / SA-1B jobs
+
+Each segconvert job is compared with a minimal correct script using the same codecs
+(``benchmarks/minimal.py``) timed in the same run, best of two runs each.
 
 Datumaro and cityscapesScripts are installed by this script into their own virtualenv
 (``benchmarks/.venv-peers``), never into segconvert's environment. Every conversion is timed
@@ -24,7 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from generate import cityscapes, coco_panoptic, subset  # noqa: E402
+from generate import cityscapes, coco_instances, coco_panoptic, sa1b, subset  # noqa: E402
 
 PEERS = HERE / ".venv-peers"
 PEER_PACKAGES = ["datumaro==1.13.*", "cityscapesscripts==2.3.0"]
@@ -91,23 +95,184 @@ def segconvert(*args: str) -> list[str]:
     return [sys.executable, "-m", "segconvert.cli", *args, "--quiet", "--overwrite"]
 
 
+def minimal(*args: str) -> list[str]:
+    return [sys.executable, str(HERE / "minimal.py"), *args]
+
+
+def best_of(
+    runs: int, name: str, items: int, command: list[str], env: dict[str, str] | None = None
+) -> Timing:
+    """The fastest of ``runs`` runs (the machine is shared: the best is the least disturbed)."""
+    timings = [timed(name, items, command, env) for _ in range(runs)]
+    return min(timings, key=lambda t: t.seconds)
+
+
+DATUMARO_SA1B = """
+import sys
+from datumaro import Dataset
+from datumaro.components.annotation import AnnotationType, LabelCategories
+from datumaro.components.transformer import ItemTransform
+
+
+class LabelEveryMask(ItemTransform):
+    def categories(self):
+        categories = dict(self._extractor.categories())
+        categories[AnnotationType.label] = LabelCategories.from_iterable(["object"])
+        return categories
+
+    def transform_item(self, item):
+        return item.wrap(annotations=[a.wrap(label=0) for a in item.annotations])
+
+
+dataset = Dataset.import_from(sys.argv[1], "segment_anything")
+dataset.transform(LabelEveryMask)
+dataset.export(sys.argv[2], "voc_instance_segmentation")
+"""
+
+
+def same_masks(ours: Path, theirs: Path) -> bool:
+    """Whether two Nucleus outputs hold pixel-identical masks under the same names."""
+    import numpy as np
+    from PIL import Image
+
+    names = sorted(p.name for p in (ours / "masks").glob("*.png"))
+    if names != sorted(p.name for p in (theirs / "masks").glob("*.png")):
+        return False
+    return all(
+        np.array_equal(
+            np.asarray(Image.open(ours / "masks" / n)), np.asarray(Image.open(theirs / "masks" / n))
+        )
+        for n in names
+    )
+
+
+def rle_suite(
+    data: Path, out: Path, python: str, env: dict[str, str], quick: bool
+) -> tuple[dict[str, Timing], list[tuple[str, float, float]]]:
+    """SA-1B-style -> Nucleus and back, COCO instances -> Nucleus, memory at 1x/4x/8x."""
+    images, instances, memory = (10, 200, 250) if quick else (60, 2000, 1000)
+    print("generating RLE data ...", flush=True)
+    sa1b_dir = sa1b(data / "sa1b", images)
+    instances_json = coco_instances(data / "instances", instances)
+    sizes = {k: coco_instances(data / f"instances-{k}x", memory * k, seed=k) for k in (1, 4, 8)}
+    print("timing RLE jobs ...", flush=True)
+    rows = {
+        "seg_sa1b": best_of(
+            2,
+            "segconvert SA-1B-style -> nucleus",
+            images,
+            segconvert(
+                "convert", str(sa1b_dir), str(out / "r1"), "--from", "coco-rle", "--to", "nucleus"
+            ),
+            env,
+        ),
+        "min_sa1b": best_of(
+            2,
+            "minimal script SA-1B-style -> nucleus",
+            images,
+            minimal("sa1b-to-nucleus", str(sa1b_dir), str(_fresh(out / "m1"))),
+        ),
+        "dm_sa1b": timed(
+            "Datumaro segment_anything -> voc_instance_segmentation",
+            images,
+            [python, "-c", DATUMARO_SA1B, str(sa1b_dir), str(out / "d3")],
+        ),
+        "seg_back": best_of(
+            2,
+            "segconvert nucleus -> coco-rle",
+            images,
+            segconvert(
+                "convert", str(out / "r1"), str(out / "r2"), "--from", "nucleus", "--to", "coco-rle"
+            ),
+            env,
+        ),
+        "min_back": best_of(
+            2,
+            "minimal script nucleus -> coco-rle",
+            images,
+            minimal("nucleus-to-rle", str(out / "r1"), str(_fresh(out / "m2"))),
+        ),
+        "seg_inst": best_of(
+            2,
+            "segconvert COCO instances -> nucleus",
+            instances,
+            segconvert(
+                "convert",
+                str(instances_json),
+                str(out / "r3"),
+                "--from",
+                "coco-rle",
+                "--to",
+                "nucleus",
+            ),
+            env,
+        ),
+        "min_inst": best_of(
+            2,
+            "minimal script COCO instances -> nucleus",
+            instances,
+            minimal("instances-to-nucleus", str(instances_json), str(_fresh(out / "m3"))),
+        ),
+    }
+    for k, path in sizes.items():
+        rows[f"mem_{k}"] = timed(
+            f"segconvert COCO instances {k}x -> nucleus",
+            memory * k,
+            segconvert(
+                "convert", str(path), str(out / f"r{k}x"), "--from", "coco-rle", "--to", "nucleus"
+            ),
+            env,
+        )
+        rows[f"val_{k}"] = timed(
+            f"segconvert validate COCO instances {k}x",
+            memory * k,
+            [sys.executable, "-m", "segconvert.cli", "validate", str(path), "--format", "coco-rle"],
+            env,
+        )
+    if not same_masks(out / "r1", out / "m1"):
+        raise SystemExit("the minimal SA-1B script's masks differ from segconvert's")
+    checks = [
+        (
+            "SA-1B-style -> nucleus vs minimal script",
+            rows["seg_sa1b"].rate / rows["min_sa1b"].rate,
+            0.8,
+        ),
+        ("SA-1B-style -> nucleus vs Datumaro", rows["seg_sa1b"].rate / rows["dm_sa1b"].rate, 3.0),
+        (
+            "nucleus -> coco-rle vs minimal script",
+            rows["seg_back"].rate / rows["min_back"].rate,
+            0.8,
+        ),
+        (
+            "COCO instances -> nucleus vs minimal script",
+            rows["seg_inst"].rate / rows["min_inst"].rate,
+            0.8,
+        ),
+    ]
+    for k in (4, 8):
+        for kind in ("mem", "val"):
+            what = "convert" if kind == "mem" else "validate"
+            checks.append(
+                (
+                    f"peak RSS {what} COCO instances {k}x / 1x (at most)",
+                    rows[f"{kind}_{k}"].peak_rss_mb / rows[f"{kind}_1"].peak_rss_mb,
+                    1.3,
+                )
+            )
+    return rows, checks
+
+
 DATUMARO = (
     "import sys; from datumaro import Dataset; "
     "Dataset.import_from(sys.argv[1], sys.argv[2]).export(sys.argv[3], 'coco_panoptic')"
 )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
-    parser.add_argument("--data", type=Path, default=HERE / "data")
-    args = parser.parse_args()
-    coco_count, cs_count, small, large = (
-        (100, 20, 100, 400) if args.quick else (1000, 200, 500, 4000)
-    )
-    data, out = args.data, args.data / "out"
-    if data.exists():
-        shutil.rmtree(data)
+def panoptic_suite(
+    data: Path, out: Path, python: str, env: dict[str, str], quick: bool
+) -> tuple[dict[str, Timing], list[tuple[str, float, float]]]:
+    """COCO panoptic -> Nucleus and Cityscapes -> COCO panoptic against the peers and the floor."""
+    coco_count, cs_count, small, large = (100, 20, 100, 400) if quick else (1000, 200, 500, 4000)
     print("generating data ...", flush=True)
     # Datumaro imports every JSON in an annotations/ folder: its dataset stands alone.
     coco_main = coco_panoptic(data / "coco", coco_count)
@@ -115,15 +280,20 @@ def main() -> None:
     coco_small = subset(memory_json, small, "panoptic_small")
     coco_large = memory_json
     gtfine = cityscapes(data / "cityscapes", cs_count)
-    python = str(peers_python())
-    env = {**os.environ, "SEGCONVERT_DISABLE_PLUGINS": "1"}
     print("timing ...", flush=True)
     rows = {
-        "seg_coco": timed(
+        "seg_coco": best_of(
+            2,
             "segconvert coco-panoptic -> nucleus",
             coco_count,
             segconvert("coco-to-nucleus", str(coco_main), str(out / "s1")),
             env,
+        ),
+        "min_coco": best_of(
+            2,
+            "minimal script coco-panoptic -> nucleus",
+            coco_count,
+            minimal("panoptic-to-nucleus", str(coco_main), str(_fresh(out / "m0"))),
         ),
         "seg_coco_1": timed(
             "segconvert coco-panoptic -> nucleus, --jobs 1",
@@ -183,6 +353,11 @@ def main() -> None:
     }
     checks = [
         ("coco-panoptic -> nucleus vs Datumaro", rows["seg_coco"].rate / rows["dm_coco"].rate, 3.0),
+        (
+            "coco-panoptic -> nucleus vs minimal script",
+            rows["seg_coco"].rate / rows["min_coco"].rate,
+            0.9,
+        ),
         ("cityscapes -> coco-panoptic vs Datumaro", rows["seg_cs"].rate / rows["dm_cs"].rate, 3.0),
         (
             "cityscapes -> coco-panoptic vs csCreatePanopticImgs",
@@ -195,10 +370,36 @@ def main() -> None:
             1.3,
         ),
     ]
+    return rows, checks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
+    parser.add_argument("--data", type=Path, default=HERE / "data")
+    parser.add_argument("--suite", choices=["all", "panoptic", "rle"], default="all")
+    args = parser.parse_args()
+    data, out = args.data, args.data / "out"
+    if data.exists():
+        shutil.rmtree(data)
+    python = str(peers_python())
+    env = {**os.environ, "SEGCONVERT_DISABLE_PLUGINS": "1"}
+    rows: dict[str, Timing] = {}
+    checks: list[tuple[str, float, float]] = []
+    suites = (
+        [panoptic_suite, rle_suite]
+        if args.suite == "all"
+        else [panoptic_suite if args.suite == "panoptic" else rle_suite]
+    )
+    for suite in suites:
+        suite_rows, suite_checks = suite(data, out, python, env, args.quick)
+        rows.update(suite_rows)
+        checks.extend(suite_checks)
     lines = [
         f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d')}. Command: `python benchmarks/run.py`"
         + (" --quick" if args.quick else "")
+        + (f" --suite {args.suite}" if args.suite != "all" else "")
         + ".",
         "",
         "| conversion | items | seconds | items/s | peak RSS (MB) |",

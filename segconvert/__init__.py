@@ -12,6 +12,7 @@ in ``__all__`` are the public API (built-in formats use nothing else).
 from __future__ import annotations
 
 from segconvert import schemas
+from segconvert.activity import report_activity
 from segconvert.api import OpenDataset, open, write
 from segconvert.coco import (
     assign_ids,
@@ -23,7 +24,15 @@ from segconvert.coco import (
     reference_id_from_names,
 )
 from segconvert.convert import ERROR_REPORT_NAME, ConversionReport, convert
-from segconvert.descriptors import ExportContext, Exporter, Importer, Option
+from segconvert.descriptors import STRICT, ExportContext, Exporter, Importer, Option
+from segconvert.detection import (
+    Confidence,
+    Detection,
+    as_detection,
+    first_item_keys,
+    json_first_item,
+    json_root,
+)
 from segconvert.errors import (
     FormatConflictError,
     InputError,
@@ -50,6 +59,13 @@ from segconvert.files import (
     safe_join,
 )
 from segconvert.hookspecs import hookimpl
+from segconvert.jsonstream import (
+    ARRAY_START,
+    Event,
+    read_spans,
+    stream_top_level,
+    streamed_schema_problems,
+)
 from segconvert.masks import (
     MAX_IMAGE_PIXELS,
     check_canvas,
@@ -68,13 +84,17 @@ from segconvert.masks import (
     rle_area,
     rle_area_and_bbox,
     segment_stats,
+    segmentation_runs,
     write_png,
 )
 from segconvert.model import (
     DEFAULT_VOID_LABEL,
+    RECORD_METADATA_KEYS,
     Category,
     Dataset,
+    ImageKey,
     ItemRef,
+    ItemReference,
     MetaKey,
     RejectedItem,
     Sample,
@@ -83,6 +103,20 @@ from segconvert.model import (
     smallest_index_dtype,
 )
 from segconvert.registry import Registry, build_registry
+from segconvert.rle import (
+    Intervals,
+    Runs,
+    area_of,
+    bbox_of,
+    column_major,
+    decode_counts,
+    encode_runs,
+    intervals_by_value,
+    intervals_of,
+    runs_of,
+    symmetric_difference,
+)
+from segconvert.schemas import Schema
 from segconvert.subset import Subset
 from segconvert.validate import validate_dataset
 
@@ -90,9 +124,12 @@ __all__ = [
     "DEFAULT_VOID_LABEL",
     "ERROR_REPORT_NAME",
     "MAX_IMAGE_PIXELS",
+    "STRICT",
     "Category",
+    "Confidence",
     "ConversionReport",
     "Dataset",
+    "Detection",
     "ExportContext",
     "Exporter",
     "FormatConflictError",
@@ -100,7 +137,10 @@ __all__ = [
     "InputError",
     "ItemError",
     "ItemRef",
+    "ImageKey",
+    "ItemReference",
     "MetaKey",
+    "RECORD_METADATA_KEYS",
     "OpenDataset",
     "Option",
     "OutputError",
@@ -108,12 +148,14 @@ __all__ = [
     "Registry",
     "RejectedItem",
     "Sample",
+    "Schema",
     "SegconvertError",
     "Segment",
     "Subset",
     "UnknownFormatError",
     "UsageError",
     "ValidationError",
+    "as_detection",
     "assign_ids",
     "atomic_open",
     "atomic_write_bytes",
@@ -131,11 +173,15 @@ __all__ = [
     "encode_png",
     "encode_rle",
     "fallback_color",
+    "first_item_keys",
     "hookimpl",
     "ids_to_rgb_table",
     "image_record",
+    "json_first_item",
+    "json_lines",
     "json_native",
     "json_lines",
+    "json_root",
     "json_sections",
     "json_stream",
     "json_top_level_is_list",
@@ -150,11 +196,29 @@ __all__ = [
     "reference_id_from_names",
     "reject",
     "rgb_to_id",
+    "report_activity",
     "rle_area",
     "rle_area_and_bbox",
     "safe_join",
     "schemas",
     "segment_stats",
+    "ARRAY_START",
+    "Event",
+    "read_spans",
+    "stream_top_level",
+    "streamed_schema_problems",
+    "segmentation_runs",
+    "Intervals",
+    "Runs",
+    "area_of",
+    "bbox_of",
+    "column_major",
+    "decode_counts",
+    "encode_runs",
+    "intervals_by_value",
+    "intervals_of",
+    "runs_of",
+    "symmetric_difference",
     "smallest_index_dtype",
     "validate_dataset",
     "write",

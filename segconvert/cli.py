@@ -6,6 +6,7 @@ printed); 1 nothing could be done; 2 usage error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import traceback
@@ -14,42 +15,34 @@ from typing import Any
 
 import click
 
-from segconvert import schemas
-from segconvert.convert import ConversionReport, convert
-from segconvert.descriptors import Option
-from segconvert.errors import SegconvertError
-from segconvert.executors import EXECUTORS, Interrupted, signals_interrupt
-from segconvert.inspect_commands import add_inspection_commands, progress_bar, subset_options
+from segconvert import executors, schemas
+from segconvert.activity import listening_to_activity
+from segconvert.cli_options import (
+    FormatOptionsCommand,
+    click_option,
+    describe_options,
+    sections,
+    with_format_options,
+)
+from segconvert.convert import convert
+from segconvert.errors import SegconvertError, UsageError
+from segconvert.executors import EXECUTORS, signals_interrupt
+from segconvert.inspect_commands import add_inspection_commands, subset_options
 from segconvert.manager import third_party_disabled_by_env
-from segconvert.registry import Registry, build_registry
+from segconvert.registry import FormatOption, Registry, Side, build_registry
+from segconvert.terminal import ConversionDisplay, print_summary
 from segconvert.transforms import MODES, OVERFLOW_POLICIES
 from segconvert.validate import validate_dataset
 
-PLANNED_SHOWN = 20
 """How many planned items a dry run prints (``--json`` lists every one)."""
 
-_CLICK_TYPES: dict[str, Any] = {
-    "str": str,
-    "int": int,
-    "path": click.Path(),
-}
 
-
-def _click_option(option: Option) -> Callable[[Any], Any]:
-    if option.type == "flag":
-        return click.option(
-            f"--{option.name}", option.key, is_flag=True, default=None, help=option.help
-        )
-    kind = click.Choice(option.choices) if option.choices else _CLICK_TYPES[option.type]
-    return click.option(f"--{option.name}", option.key, type=kind, default=None, help=option.help)
-
-
-def _run_options(registry: Registry) -> Callable[[Any], Any]:
-    """Decorate a conversion command with the shared run options and every format option."""
+def _run_options(entries: Sequence[FormatOption]) -> Callable[[Any], Any]:
+    """Decorate a conversion command with the shared run options and the format options of
+    ``entries`` (shown grouped by format and side)."""
 
     def decorate(command: Any) -> Any:
-        for option in reversed(registry.all_options()):
-            command = _click_option(option)(command)
+        command = with_format_options(entries)(command)
         for decorator in reversed(
             [
                 click.option(
@@ -164,10 +157,12 @@ def _run_conversion(
     }
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not quiet and not as_json
-    progress, finish_progress = progress_bar("converting")
-
+    display = ConversionDisplay(source) if show_progress else None
+    watching = listening_to_activity(display.scanning) if display else contextlib.nullcontext()
     try:
-        with signals_interrupt():
+        with watching, signals_interrupt():
+            if display:
+                display.scanning()
             report = convert(
                 source,
                 output,
@@ -179,43 +174,57 @@ def _run_conversion(
                 overwrite=overwrite,
                 resume=resume,
                 registry=registry,
-                progress=progress if show_progress else None,
+                progress=display.progress if display else None,
                 **transform_options,
                 **execution,
                 **subset_and_plan,
             )
+    except (KeyboardInterrupt, click.exceptions.Abort, executors.Interrupted) as stop:
+        if display:
+            display.close()
+        name, number = "SIGINT", 2
+        if isinstance(stop, executors.Interrupted):
+            name, number = stop.signal_name, stop.signal_number
+        interrupted = Interrupted(
+            f"interrupted by {name}; {output} keeps what was finished: run the same command "
+            "with --resume to continue"
+        )
+        interrupted.exit_code = 128 + number
+        raise interrupted from None
     finally:
-        finish_progress()
-    _print_report(report, quiet=quiet, as_json=as_json)
+        if display:
+            display.close()
+    if as_json:
+        click.echo(json.dumps(report.to_json()))
+    else:
+        print_summary(report, quiet=quiet)
     sys.exit(report.exit_code)
 
 
-def _print_report(report: ConversionReport, *, quiet: bool, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(report.to_json()))
-    elif not quiet:
-        click.echo(report.summary())
-        if report.dry_run:
-            for reference_id in report.planned[:PLANNED_SHOWN]:
-                click.echo(f"  would write {reference_id}")
-            if len(report.planned) > PLANNED_SHOWN:
-                more = len(report.planned) - PLANNED_SHOWN
-                click.echo(f"  ... and {more} more (--json lists all)")
-    if report.failed and not as_json:
-        shown = report.errors[:5]
-        for error in shown:
-            click.echo(f"  {error['item']}: [{error['rule']}] {error['message']}", err=True)
-        if report.failed > len(shown):
-            click.echo(f"  ... and {report.failed - len(shown)} more", err=True)
-        if report.error_report:
-            click.echo(f"error report: {report.error_report}", err=True)
+class Interrupted(SegconvertError):
+    """Ctrl-C (exit 130) or SIGTERM (exit 143) during a conversion."""
+
+    exit_code = 130
+
+
+def _complete_formats(
+    registry: Registry, direction: str
+) -> Callable[[click.Context, click.Parameter, str], list[str]]:
+    """Shell completion of format names (and aliases) for one direction."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+        entries = registry.importers() if direction == "import" else registry.exporters()
+        names = [n for e in entries for n in (e.descriptor.name, *e.descriptor.aliases)]
+        return sorted(n for n in set(names) if n.startswith(incomplete))
+
+    return complete
 
 
 def make_cli(registry: Registry) -> click.Group:
     """Build the click group for ``registry`` (format options become command options)."""
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-    @click.version_option(package_name="segconvert")
+    @click.version_option(None, "-V", "--version", package_name="segconvert")
     @click.option("--traceback", is_flag=True, help="Show the full traceback of errors.")
     @click.option(
         "--no-plugins",
@@ -225,13 +234,31 @@ def make_cli(registry: Registry) -> click.Group:
     def cli(traceback: bool, no_plugins: bool) -> None:
         """Convert segmentation datasets to and from Scale Nucleus, losslessly and validated."""
 
-    run_options = _run_options(registry)
+    every_format = registry.format_options()
+    run_options = _run_options(every_format)
+    coco_to_nucleus_options = registry.format_options(
+        [("coco-panoptic", Side.IMPORT), ("nucleus", Side.EXPORT)]
+    )
+    nucleus_to_coco_options = registry.format_options(
+        [("nucleus", Side.IMPORT), ("coco-panoptic", Side.EXPORT)]
+    )
 
-    @cli.command("convert")
+    @cli.command("convert", cls=FormatOptionsCommand, format_options=every_format)
     @click.argument("source", type=click.Path(exists=True))
     @click.argument("output", type=click.Path())
-    @click.option("--from", "from_format", help="Source format (detected when omitted).")
-    @click.option("--to", "to_format", required=True, help="Target format.")
+    @click.option(
+        "--from",
+        "from_format",
+        help="Source format (detected when omitted).",
+        shell_complete=_complete_formats(registry, "import"),
+    )
+    @click.option(
+        "--to",
+        "to_format",
+        required=True,
+        help="Target format.",
+        shell_complete=_complete_formats(registry, "export"),
+    )
     @run_options
     def convert_command(
         source: str, output: str, from_format: str | None, to_format: str, **params: Any
@@ -239,26 +266,35 @@ def make_cli(registry: Registry) -> click.Group:
         """Convert SOURCE (file or folder) into the folder OUTPUT."""
         _run_conversion(registry, source, output, from_format, to_format, params)
 
-    @cli.command("coco-to-nucleus")
+    @cli.command(
+        "coco-to-nucleus", cls=FormatOptionsCommand, format_options=coco_to_nucleus_options
+    )
     @click.argument("source", type=click.Path(exists=True))
     @click.argument("output", type=click.Path())
-    @run_options
+    @_run_options(coco_to_nucleus_options)
     def coco_to_nucleus(source: str, output: str, **params: Any) -> None:
         """COCO panoptic SOURCE (JSON or folder) -> Nucleus in OUTPUT."""
         _run_conversion(registry, source, output, "coco-panoptic", "nucleus", params)
 
-    @cli.command("nucleus-to-coco")
+    @cli.command(
+        "nucleus-to-coco", cls=FormatOptionsCommand, format_options=nucleus_to_coco_options
+    )
     @click.argument("source", type=click.Path(exists=True))
     @click.argument("output", type=click.Path())
-    @run_options
+    @_run_options(nucleus_to_coco_options)
     def nucleus_to_coco(source: str, output: str, **params: Any) -> None:
         """Nucleus SOURCE (folder or annotations file) -> COCO panoptic in OUTPUT."""
         _run_conversion(registry, source, output, "nucleus", "coco-panoptic", params)
 
     @cli.command("formats")
+    @click.argument("format_name", metavar="[FORMAT]", required=False)
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    def formats_command(as_json: bool) -> None:
-        """List the formats: direction, aliases, provider, missing requirements."""
+    def formats_command(format_name: str | None, as_json: bool) -> None:
+        """List the formats: direction, aliases, provider, missing requirements.
+
+        With FORMAT, show that format alone with every option it takes (type, default, help).
+        """
+        canonical = _canonical_format(registry, format_name) if format_name else None
         rows: list[dict[str, Any]] = []
         for direction, entries in (
             ("import", registry.importers()),
@@ -266,6 +302,9 @@ def make_cli(registry: Registry) -> click.Group:
         ):
             for entry in entries:
                 d = entry.descriptor
+                if canonical is not None and d.name != canonical:
+                    continue
+                options = registry.format_options([(d.name, Side(direction))])
                 rows.append(
                     {
                         "name": d.name,
@@ -276,11 +315,15 @@ def make_cli(registry: Registry) -> click.Group:
                         "missing_requirements": d.missing_requirements(),
                         "installed": not d.missing_requirements(),
                         "description": d.description,
+                        "options": describe_options(options),
                     }
                 )
         if as_json:
             schemas.validate(schemas.FORMATS_LISTING, rows)
             click.echo(json.dumps(rows, indent=2))
+            return
+        if canonical is not None:
+            _print_format(registry, rows)
             return
         for row in rows:
             aliases = f" (aka {', '.join(row['aliases'])})" if row["aliases"] else ""
@@ -330,9 +373,18 @@ def make_cli(registry: Registry) -> click.Group:
         for problem in registry.problems:
             click.echo(f"refused: {problem}")
 
-    @cli.command("validate")
+    import_side = registry.format_options(
+        [(entry.descriptor.name, Side.IMPORT) for entry in registry.importers()]
+    )
+
+    @cli.command("validate", cls=FormatOptionsCommand, format_options=import_side)
     @click.argument("path", type=click.Path(exists=True))
-    @click.option("--format", "format_name", required=True, help="Format of PATH.")
+    @click.option(
+        "--format",
+        "format_name",
+        help="Format of PATH (detected when omitted).",
+        shell_complete=_complete_formats(registry, "import"),
+    )
     @click.option(
         "--jobs",
         "-j",
@@ -341,9 +393,14 @@ def make_cli(registry: Registry) -> click.Group:
         help="Worker processes (default: every core).",
     )
     @click.option("--json", "as_json", is_flag=True, help="Print problems as JSON lines.")
-    def validate_command(path: str, format_name: str, jobs: int | None, as_json: bool) -> None:
+    @with_format_options(import_side)
+    def validate_command(
+        path: str, format_name: str | None, jobs: int | None, as_json: bool, **options: Any
+    ) -> None:
         """Check an existing dataset; name the file, item and rule of every problem."""
-        checked, problems = validate_dataset(path, format_name, registry=registry, jobs=jobs)
+        checked, problems = validate_dataset(
+            path, format_name, options=options, registry=registry, jobs=jobs
+        )
         for problem in problems:
             if as_json:
                 click.echo(json.dumps(problem))
@@ -357,42 +414,79 @@ def make_cli(registry: Registry) -> click.Group:
             click.echo(f"{checked} item(s) checked: {status}", err=bool(problems))
         sys.exit(1 if problems else 0)
 
-    add_inspection_commands(cli, registry, _click_option)
+    add_inspection_commands(cli, registry, click_option)
     registry.register_commands(cli)
     return cli
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``segconvert`` command."""
+def _canonical_format(registry: Registry, name: str) -> str:
+    """The canonical name of importer or exporter ``name`` (or an alias)."""
+    for lookup in (registry.importer, registry.exporter):
+        try:
+            return lookup(name).name
+        except UsageError:
+            continue
+    registry.importer(name)  # raises the "did you mean" error
+    raise AssertionError("unreachable")
+
+
+def _print_format(registry: Registry, rows: list[dict[str, Any]]) -> None:
+    """One format: a line per direction, then its options grouped by side."""
+    for row in rows:
+        aliases = f" (aka {', '.join(row['aliases'])})" if row["aliases"] else ""
+        click.echo(f"{row['name']} {row['direction']}{aliases}: {row['description']}")
+    name = rows[0]["name"]
+    entries = registry.format_options([(name, Side.IMPORT), (name, Side.EXPORT)])
+    formatter = click.HelpFormatter()
+    for heading, options in sections(entries):
+        with formatter.section(heading):
+            formatter.write_dl(options)
+    if not entries:
+        formatter.write_paragraph()
+        formatter.write_text(f"{name} takes no options.")
+    click.echo(formatter.getvalue().rstrip("\n"))
+
+
+def main(argv: Sequence[str] | None = None, *, registry: Registry | None = None) -> None:
+    """Entry point of the ``segconvert`` command (``registry``: formats to use instead of the
+    installed ones, for tests and embedding)."""
     args = list(sys.argv[1:] if argv is None else argv)
     show_traceback = "--traceback" in args
+    as_json = "--json" in args
     no_plugins = "--no-plugins" in args or third_party_disabled_by_env()
     try:
-        registry = build_registry(load_third_party=not no_plugins)
+        registry = registry or build_registry(load_third_party=not no_plugins)
+        cli = make_cli(registry)
         for warning in registry.warnings():
             click.echo(f"segconvert: warning: {warning}", err=True)
-        cli = make_cli(registry)
         cli.main(args=args, prog_name="segconvert", standalone_mode=False)
     except SegconvertError as exc:
         if show_traceback:
             traceback.print_exc()
-        click.echo(f"segconvert: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except Interrupted as stop:
-        click.echo(
-            f"segconvert: interrupted by {stop.signal_name}; rerun the same command with "
-            "--resume to continue",
-            err=True,
-        )
-        sys.exit(128 + stop.signal_number)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("segconvert: aborted", err=True)
-        sys.exit(130)
+        _fail(str(exc), exc.exit_code, as_json)
+    except click.exceptions.Abort:
+        _fail("aborted", 130, as_json)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(_one_line_usage_error(exc), exc.exit_code, as_json)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+def _one_line_usage_error(exc: click.ClickException) -> str:
+    """Click's three-line usage error as one line, pointing at the command's --help."""
+    message = " ".join(exc.format_message().split())
+    context = getattr(exc, "ctx", None)
+    if context is not None:
+        return f"{message} (see '{context.command_path} --help')"
+    return message
+
+
+def _fail(message: str, exit_code: int, as_json: bool) -> None:
+    """One line on stderr (and, under --json, one JSON object on stdout); exit."""
+    click.echo(f"segconvert: error: {message}", err=True)
+    if as_json:
+        click.echo(json.dumps({"error": message, "exit_code": exit_code}))
+    sys.exit(exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from segconvert.errors import InputError
-from segconvert.model import Category, Sample
+from segconvert.model import Category, ImageKey, Sample
 
 CATEGORY_KEYS = ("id", "name", "supercategory", "isthing", "color")
 
@@ -46,10 +46,20 @@ def categories_from_coco(records: Any, file: str) -> list[Category]:
     return categories
 
 
-def placeholder_categories(category_ids: Iterable[Any]) -> list[Category]:
-    """``category-<id>`` categories, for inputs that name none."""
+def placeholder_categories(
+    category_ids: Iterable[Any], *, things: Iterable[Any] | None = None
+) -> list[Category]:
+    """``category-<id>`` categories, for inputs that name none.
+
+    ``things`` are the ids seen with several instances in one image: those are things, the
+    rest stuff (``None``: every category a thing).
+    """
     ids = sorted({i for i in category_ids if isinstance(i, int) and not isinstance(i, bool)})
-    return [Category(id=i, name=f"category-{i}") for i in ids]
+    thing_ids = None if things is None else set(things)
+    return [
+        Category(id=i, name=f"category-{i}", isthing=thing_ids is None or i in thing_ids)
+        for i in ids
+    ]
 
 
 def fallback_color(category_id: int) -> list[int]:
@@ -121,7 +131,7 @@ def assign_ids(records: Sequence[MutableMapping[str, Any]], key: str = "id") -> 
 def image_record(sample: Sample) -> dict[str, Any]:
     """The COCO image entry of a sample: the source's own record when it had one (all its
     keys kept), with width and height from the mask and a file name if it lacked one."""
-    image = dict(sample.metadata.get("image") or {})
+    image = dict(sample.metadata.get(ImageKey.IMAGE) or {})
     image.update(width=sample.width, height=sample.height)
     image.setdefault("file_name", sample.file_name or f"{sample.reference_id}.jpg")
     image.setdefault("id", None)

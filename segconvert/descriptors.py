@@ -13,12 +13,16 @@ import importlib.util
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+from segconvert.detection import Confidence, Detection
 from segconvert.errors import ItemError
 from segconvert.model import DEFAULT_VOID_LABEL, Category, Dataset, ItemRef, Sample
+from segconvert.schemas import Schema
 
 OptionType = Literal["str", "path", "int", "flag", "choice"]
+OPTION_TYPES: tuple[str, ...] = get_args(OptionType)
+"""The option types the CLI knows how to parse."""
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,25 @@ class Option:
     type: OptionType = "str"
     default: Any = None
     choices: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    """Names of options that cannot be given together with this one (a usage error)."""
 
     @property
     def key(self) -> str:
         """The key of this option in an ``options`` mapping."""
         return self.name.replace("-", "_")
+
+
+STRICT = Option(
+    "strict",
+    "Apply every check of `segconvert validate` while reading (stored areas and boxes, "
+    "PNG ids = JSON ids, the emit profile of each document).",
+    type="flag",
+    default=False,
+)
+"""The declared validation strictness of an importer: an importer that can read strictly
+lists this option; its ``scan`` then finds ``options["strict"]`` (``True`` under
+``segconvert validate``). An importer that does not list it is never passed it."""
 
 
 def _missing_modules(modules: Iterable[str]) -> list[str]:
@@ -61,10 +79,14 @@ class Importer:
         description: one line for ``segconvert formats``.
         aliases: other accepted names.
         options: the options ``scan`` understands.
-        detect: ``detect(path) -> bool``: whether ``path`` looks like this format.
+        detect: ``detect(path) -> Confidence | Detection | bool``: how sure this importer
+            is that ``path`` is its format (see :mod:`segconvert.detection`; the most
+            confident importer wins; ``True`` counts as ``LIKELY``).
         requires: importable module names this format needs beyond segconvert's own.
         check_documents: ``check_documents(path, options) -> Iterable[ItemError]``: schema
             checks of the format's aggregate documents, used by ``segconvert validate``.
+        schemas: the JSON Schemas this format ships (files in its package's ``schemas/``
+            folder); the registry registers them by name for the host.
     """
 
     name: str
@@ -73,9 +95,10 @@ class Importer:
     description: str = ""
     aliases: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()
-    detect: Callable[[Path], bool] | None = None
+    detect: Callable[[Path], Confidence | Detection | bool] | None = None
     requires: tuple[str, ...] = ()
     check_documents: Callable[[Path, Mapping[str, Any]], Iterable[ItemError]] | None = None
+    schemas: tuple[Schema, ...] = ()
 
     def open(self, path: Path, options: Mapping[str, Any]) -> Dataset:
         """Scan ``path`` and return its lazy :class:`Dataset`, wired to this importer's ``load``."""
@@ -86,6 +109,11 @@ class Importer:
     def missing_requirements(self) -> list[str]:
         """The modules in ``requires`` that are not installed."""
         return _missing_modules(self.requires)
+
+    @property
+    def reads_strictly(self) -> bool:
+        """Whether this importer declares validation strictness (lists :data:`STRICT`)."""
+        return STRICT in self.options
 
 
 @dataclass(frozen=True)
@@ -120,7 +148,10 @@ class Exporter:
         prepare: ``prepare(ctx)`` -- runs once in the parent before any item (make folders).
         max_segments: most segments one item may have (Nucleus: 256); the pipeline applies
             ``--on-overflow`` to items with more. ``None``: no limit.
-        description, aliases, options, requires: as for :class:`Importer`.
+        description, aliases, options, requires, schemas: as for :class:`Importer`.
+        next_steps: ``next_steps(ctx) -> list[str]`` -- runs once after the dataset is
+            written: what the user should do next (one line each), e.g. where to upload
+            the masks; shown after the summary and in ``--json``'s ``next_steps``.
     """
 
     name: str
@@ -133,6 +164,8 @@ class Exporter:
     aliases: tuple[str, ...] = ()
     options: tuple[Option, ...] = ()
     requires: tuple[str, ...] = ()
+    schemas: tuple[Schema, ...] = ()
+    next_steps: Callable[[ExportContext], list[str]] | None = None
 
     def missing_requirements(self) -> list[str]:
         """The modules in ``requires`` that are not installed."""

@@ -40,6 +40,7 @@ from typing import Any
 
 from segconvert.errors import UsageError
 from segconvert.items import FinishedItem, ItemJob, ItemResult
+from segconvert.main_guard import check_main_guard
 from segconvert.model import ItemRef, RejectedItem, reference_file, reference_id
 
 CHUNK_SIZE = 4
@@ -200,6 +201,7 @@ class ProcessPool(Executor):
 
     def map(self, job: ItemJob, refs: Iterable[ItemRef]) -> Iterator[ItemResult]:
         """See :meth:`Executor.map`."""
+        check_main_guard(self.start_method)  # a pool re-running an unguarded script would hang
         context = multiprocessing.get_context(self.start_method)
         workers: list[_Worker] = []
         window = 4 * self.jobs
@@ -574,6 +576,7 @@ def make_executor(
     jobs: int = 1,
     scheduler: str | None = None,
     item_timeout: float | None = None,
+    start_method: str | None = None,
 ) -> Executor:
     """The executor for ``--executor NAME`` with ``--jobs``, ``--scheduler``, ``--item-timeout``.
 
@@ -592,13 +595,18 @@ def make_executor(
         raise UsageError("--scheduler needs --executor dask")
     if jobs <= 1 and item_timeout is None:
         return InProcess()
-    return ProcessPool(jobs, item_timeout=item_timeout)
+    return ProcessPool(jobs, item_timeout=item_timeout, start_method=start_method)
 
 
-def run_items(job: ItemJob, refs: Iterable[ItemRef], jobs: int | None) -> Iterator[ItemResult]:
+def run_items(
+    job: ItemJob, refs: Iterable[ItemRef], jobs: int | None, start_method: str | None = None
+) -> Iterator[ItemResult]:
     """Results of ``job.run`` over ``refs``, in input order, with ``jobs`` local processes
-    (``None``: every core; ``1``: in this process)."""
-    return make_executor("local", jobs=jobs or default_jobs()).map(job, refs)
+    (``None``: every core; ``1``: in this process) started by ``start_method`` (``"spawn"``,
+    ``"fork"``, ``"forkserver"``; ``None``: the platform's default)."""
+    return make_executor("local", jobs=jobs or default_jobs(), start_method=start_method).map(
+        job, refs
+    )
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ must stay inside the dataset folder.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -31,6 +32,19 @@ TEMPORARY_SUFFIX = ".tmp"
 killed run may leave some, which the next run into the folder removes."""
 
 
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once (setting it back at once: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file: ``0o666`` less the umask."""
+    return 0o666 & ~_umask()
+
+
 @contextmanager
 def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Open a temporary file next to ``path``; rename it onto ``path`` only on success."""
@@ -40,6 +54,7 @@ def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> 
     )
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, new_file_mode())  # mkstemp makes 0600; outputs follow the user's umask
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
         os.replace(tmp, path)
@@ -90,11 +105,21 @@ def read_json(path: Path) -> Any:
     return load_json(path)
 
 
+_INFINITY = float("inf")
+
+
 def json_native(value: Any) -> Any:
     """``value`` with numpy scalars/arrays turned into Python ints, floats and lists.
 
     NaN and infinity are refused (``ValueError``): the Nucleus SDK and strict JSON both do.
     """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value  # the common case first: no numpy, nothing to check
+    if kind is float:
+        if value != value or value in (_INFINITY, -_INFINITY):
+            raise ValueError(f"{value} is not valid JSON")
+        return value
     if isinstance(value, dict):
         return {str(k): json_native(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from segconvert.diff import diff_datasets, record_lines
 from segconvert.info import dataset_info
 from segconvert.preview import preview_dataset
 from segconvert.registry import Registry
+from segconvert.terminal import progress_bar
 
 Decorator = Callable[[Any], Any]
 
@@ -39,32 +39,6 @@ def subset_options() -> list[Decorator]:
             help="Only the items whose reference ids FILE lists, one per line.",
         ),
     ]
-
-
-def progress_bar(label: str) -> tuple[Callable[[int, int | None], None], Callable[[], None]]:
-    """A progress callback ``(done, total)`` drawing a bar on stderr, and its closer."""
-    bar: Any = None
-    started = time.monotonic()
-
-    def progress(done: int, total: int | None) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(
-                length=total or 0,
-                label=label,
-                file=sys.stderr,
-                show_pos=True,
-                show_eta=bool(total),
-                item_show_func=lambda rate: f"{rate:.1f} items/s" if rate else None,
-            )
-            bar.__enter__()
-        bar.update(1, current_item=done / max(time.monotonic() - started, 1e-9))
-
-    def finish() -> None:
-        if bar is not None:
-            bar.__exit__(None, None, None)
-
-    return progress, finish
 
 
 def _shared(command: Any, registry: Registry, format_option: Callable[[Option], Decorator]) -> Any:

@@ -376,7 +376,12 @@ def parse_json_line(line: str | bytes, path: Path | str, lineno: int) -> Any:
 
 
 def json_lines(path: Path | str) -> Iterator[tuple[int, Any]]:
-    """``(line number, record)`` for every non-blank line of a JSON-lines file, streamed."""
+    """``(line number, value)`` for every non-blank line of a JSON-lines file, streamed.
+
+    A malformed line does not stop the reading: its value is the :class:`JsonError` naming
+    file, line and column, so a caller can report every bad line (``validate``) or reject just
+    that item, and still read the good ones.
+    """
     path = Path(path)
     with _open(path) as handle:
         lineno = 0
@@ -386,12 +391,19 @@ def json_lines(path: Path | str) -> Iterator[tuple[int, Any]]:
                 return
             lineno += 1
             if len(raw) > MAX_JSON_LINE_BYTES and not raw.endswith(b"\n"):
-                raise json_error(path, lineno, 1, f"line longer than {MAX_JSON_LINE_BYTES} bytes")
+                while (rest := handle.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    pass  # skip the rest of the over-long line
+                message = f"line longer than {MAX_JSON_LINE_BYTES} bytes"
+                yield lineno, json_error(path, lineno, 1, message)
+                continue
             if lineno == 1 and raw.startswith(_BOM):
                 raw = raw[len(_BOM) :]
             record = raw.rstrip(b"\r\n")
             if record.strip():
-                yield lineno, parse_json_bytes(record, path, first_line=lineno)
+                try:
+                    yield lineno, parse_json_bytes(record, path, first_line=lineno)
+                except InputError as exc:
+                    yield lineno, exc
 
 
 # ---------------------------------------------------------------- streamed (ijson)
@@ -431,6 +443,13 @@ def _stream_error(path: Path, exc: Exception) -> InputError:
     return InputError(f"{path}: invalid JSON ({exc})", file=str(path))
 
 
+def _reporting(handle: IO[bytes], path: Path) -> Any:
+    """``handle`` telling the activity listener how far it has read ``path``."""
+    from segconvert.activity import ReportingReader
+
+    return ReportingReader(handle, f"reading {path.name}", os.fstat(handle.fileno()).st_size)
+
+
 def _checked_stream(path: Path) -> None:
     with _open(path) as handle:
         check_depth(handle, path)
@@ -443,7 +462,9 @@ def json_stream(path: Path | str, prefix: str) -> Iterator[Any]:
     _checked_stream(path)
     try:
         with _open(path) as handle:
-            values = ijson.items(handle, prefix, use_float=True, map_type=_UniqueKeys)
+            values = ijson.items(
+                _reporting(handle, path), prefix, use_float=True, map_type=_UniqueKeys
+            )
             for value in values:
                 try:
                     plain = _plain(value)
@@ -464,7 +485,8 @@ def json_sections(path: Path | str, keys: Iterable[str]) -> dict[str, Any]:
     try:
         for key in keys:
             with _open(path) as handle:
-                for value in ijson.items(handle, key, use_float=True, map_type=_UniqueKeys):
+                reader = _reporting(handle, path)
+                for value in ijson.items(reader, key, use_float=True, map_type=_UniqueKeys):
                     if key in sections:  # the top-level object repeats ``key``
                         raise DuplicateKeyError(f"duplicate key {key!r} in an object")
                     sections[key] = _plain(value)

@@ -7,6 +7,7 @@ it never stops the host.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import os
@@ -64,6 +65,46 @@ class PluginHost:
         """Register one plugin object (a module, usually) under ``info.name``."""
         self.pm.register(plugin, name=info.name)
         self.plugins[info.name] = info
+
+
+def hook_problems(host: PluginHost) -> list[str]:
+    """One line per hook implementation that no hookspec matches (a misspelled hook name),
+    and per plugin function named like a hook but not marked with ``@hookimpl``.
+
+    pluggy would silently never call either.
+    """
+    known = sorted(
+        name
+        for name, caller in vars(host.pm.hook).items()
+        if getattr(caller, "has_spec", None) and caller.has_spec()
+    )
+    problems = []
+    for name, caller in sorted(vars(host.pm.hook).items()):
+        if not hasattr(caller, "has_spec") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook:
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (hooks: {', '.join(known)})"
+            problems.append(
+                f"plugin {impl.plugin_name!r} implements {name!r}, which is not a segconvert "
+                f"hook, so it is never called{hint}"
+            )
+    marker = f"{hookspecs.PROJECT_NAME}_impl"
+    for plugin_name, plugin in host.pm.list_name_plugin():
+        for attribute in dir(plugin):
+            function = getattr(plugin, attribute, None)
+            if (
+                attribute.startswith(f"{hookspecs.PROJECT_NAME}_")
+                and callable(function)
+                and not hasattr(function, marker)
+            ):
+                problems.append(
+                    f"plugin {plugin_name!r}: {attribute} is not marked with @hookimpl, "
+                    "so it is never called"
+                )
+    return problems
 
 
 def third_party_disabled_by_env() -> bool:

@@ -21,6 +21,7 @@ from PIL import Image
 
 from segconvert.errors import ItemError
 from segconvert.files import atomic_write_bytes
+from segconvert.rle import Runs, decode_counts
 
 MAX_IMAGE_PIXELS = 1 << 27
 """Largest mask (width x height) segconvert will decode: 134,217,728 pixels (e.g. 16384 x 8192),
@@ -139,8 +140,12 @@ def encode_png(array: npt.NDArray[Any]) -> bytes:
     ) or (array.dtype == np.uint16 and array.ndim == 2)
     if not ok:
         raise TypeError(f"cannot encode {array.dtype} array of shape {array.shape} as a PNG mask")
+    if not array.flags.c_contiguous or 1 in array.shape:
+        # a transposed view; or a side of 1, where numpy may keep non-canonical strides on a
+        # "contiguous" array (which libpng's wrapper refuses)
+        array = array.copy(order="C")
     data = imagecodecs.png_encode(
-        np.ascontiguousarray(array),
+        array,
         level=PNG_COMPRESS_LEVEL,
         strategy=_Z_RLE,
         filter=_PNG_FILTER_SUB,
@@ -183,7 +188,8 @@ def map_ids(
     """Map every pixel's id (< 2**24) to its position in ``keys``, in one pass.
 
     Returns ``(positions, counts, unknown)``: ``positions`` is H x W (uint8 when there are
-    fewer than 255 keys, else uint16) holding the index into ``keys``; ``counts[k]`` is the
+    fewer than 255 keys, else uint16, or uint32 past 65,536 keys) holding the index into
+    ``keys``; ``counts[k]`` is the
     pixel count of ``keys[k]``; ``unknown`` lists up to 10 ids present that are not in
     ``keys`` (``positions`` is then meaningless). Uses a reusable 2**24-entry lookup table
     (16 MB per process) when possible, ``searchsorted`` otherwise.
@@ -210,7 +216,8 @@ def map_ids(
     missing = sorted_keys[found] != ids
     if missing.any():
         return found, np.zeros(len(keys), np.int64), np.unique(ids[missing])[:10].tolist()
-    positions = order.astype(np.uint16)[found]
+    position_type = np.uint16 if len(keys) <= 1 << 16 else np.uint32  # no wrap past 65,536
+    positions = order.astype(position_type)[found]
     counts = np.bincount(positions.ravel(), minlength=len(keys)).astype(np.int64)
     return positions, counts, []
 
@@ -350,28 +357,44 @@ def rle_string_total(counts: str) -> int:
     corrupt string whose runs sum past h*w writes out of bounds; check this first. Follows
     ``rleFrString`` in cocoapi's ``maskApi.c``. Raises ``ValueError`` on a malformed string.
     """
-    runs: list[int] = []
-    position, length = 0, len(counts)
-    while position < length:
-        value, shift, more = 0, 0, True
-        while more:
-            if position >= length:
-                raise ValueError("RLE string ends inside a number")
-            code = ord(counts[position]) - 48
-            if not 0 <= code < 64:
-                raise ValueError(f"character {counts[position]!r} is not valid in an RLE string")
-            value |= (code & 0x1F) << shift
-            more = bool(code & 0x20)
-            position += 1
-            shift += 5
-            if not more and code & 0x10:
-                value |= -1 << shift
-        if len(runs) > 2:
-            value += runs[-2]
-        if value < 0:
-            raise ValueError("RLE run length is negative")
-        runs.append(value)
-    return sum(runs)
+    return int(decode_counts(counts).sum())
+
+
+def segmentation_runs(segmentation: Any, height: int, width: int) -> Runs:
+    """Any COCO segmentation -> its run lengths (see :mod:`segconvert.rle`), checked.
+
+    Compressed RLE strings are decoded straight to runs (no bitmap); uncompressed RLE is
+    taken as it is; polygons are rasterised by pycocotools. Raises ``ValueError`` like
+    :func:`compressed_rle`.
+    """
+    if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), (str, bytes)):
+        _check_size(segmentation, height, width)
+        runs = decode_counts(segmentation["counts"])
+    elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+        _check_size(segmentation, height, width)
+        counts = segmentation["counts"]
+        if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+            raise ValueError("uncompressed RLE counts must be non-negative integers")
+        runs = np.asarray(counts, dtype=np.int64)
+    else:
+        return decode_counts(compressed_rle(segmentation, height, width)["counts"])
+    total = int(runs.sum())
+    if total != height * width:
+        raise ValueError(f"RLE runs sum to {total}, not height*width = {height * width}")
+    return runs
+
+
+def _check_size(segmentation: dict[str, Any], height: int, width: int) -> None:
+    size = segmentation.get("size")
+    if (
+        not isinstance(size, list)
+        or len(size) != 2
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in size)
+        or [int(v) for v in size] != [height, width]
+    ):
+        raise ValueError(
+            f"RLE size {size} is not the image's [height, width] = [{height}, {width}]"
+        )
 
 
 def compressed_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]:
@@ -393,13 +416,7 @@ def compressed_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]
         or "size" not in segmentation
     ):
         raise ValueError("segmentation must be polygons or an RLE object with 'counts' and 'size'")
-    size = segmentation["size"]
-    if not isinstance(size, list) or len(size) != 2 or not all(map(_is_int, size)):
-        raise ValueError(f"RLE size {size!r} is not [height, width] integers")
-    if [int(v) for v in size] != [height, width]:
-        raise ValueError(
-            f"RLE size {size} is not the image's [height, width] = [{height}, {width}]"
-        )
+    _check_size(segmentation, height, width)
     counts = segmentation["counts"]
     if isinstance(counts, list):
         if not all(isinstance(c, int) and c >= 0 for c in counts):

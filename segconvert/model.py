@@ -36,6 +36,14 @@ class MetaKey:
     """bool: True marks the segment holding the unlabelled (void) pixels."""
     SCORE = "score"
     """float: a prediction's confidence (COCO results files), kept for the way back."""
+    HIDDEN = "hidden_rle"
+    """str: the pixels of an instance that lie under other instances in the index mask, as a
+    compressed COCO RLE ``counts`` string of the image's size; the instance's full mask is its
+    pixels in the mask plus these (see :mod:`segconvert.rle`). Absent when nothing is hidden."""
+    AREA = "area"
+    """number: the source record's own ``area`` (COCO instances), restored as it was."""
+    BBOX = "bbox"
+    """list of 4 numbers: the source record's own ``bbox`` (COCO instances), restored as it was."""
 
 
 class ImageKey:
@@ -52,12 +60,31 @@ class ImageKey:
     """dict (Sample): extra fields of the source's per-image annotation record (COCO panoptic
     ``annotations[]`` entry beyond ``segments_info``)."""
     CITYSCAPES = "cityscapes"
-    """dict (Sample): ``{"split", "city"}`` of a Cityscapes frame, so the way back puts it in
-    the same folder."""
+    """dict (Sample): ``{"split", "city", "frame"}`` of a Cityscapes frame, so the way back puts it
+    in the same folder under the same frame name."""
     INFO = "info"
     """dict (Dataset): the COCO ``info`` block."""
     LICENSES = "licenses"
     """list (Dataset): the COCO ``licenses`` block."""
+    COCO_DOCUMENT = "coco_document"
+    """str (Dataset): ``"results"`` when the source was a COCO results list, so the way back
+    (through Nucleus too: it travels in taxonomy.json) writes a results list again."""
+    COCO_BLOCKS = (INFO, LICENSES)
+    """The dataset-level blocks COCO-family formats carry over."""
+
+
+RECORD_METADATA_KEYS = (
+    MetaKey.CATEGORY_ID,
+    MetaKey.ISCROWD,
+    MetaKey.SOURCE_ID,
+    MetaKey.VOID,
+    MetaKey.SCORE,
+    MetaKey.HIDDEN,
+    MetaKey.AREA,
+    MetaKey.BBOX,
+)
+"""Every standard :class:`MetaKey`: exporters write these into their own fields, never as extra
+keys."""
 
 
 DEFAULT_VOID_LABEL = "void"
@@ -155,6 +182,8 @@ class Sample:
     notes: list[dict[str, Any]] = field(default_factory=list)
     """Facts worth reporting that are not errors (e.g. occluded pixels); each note is a JSON
     object with at least ``rule`` and ``message``; the pipeline adds ``item``."""
+    mask_file: str | None = None
+    """The file the mask was read from, if any: errors about the mask's pixels name it."""
 
     def check(self) -> None:
         """Check the hub invariants; raise :class:`ItemError` naming the rule broken."""
@@ -163,6 +192,7 @@ class Sample:
                 f"mask is {self.mask.shape}, image is {self.height}x{self.width}",
                 rule="mask-size",
                 item=self.reference_id,
+                file=self.mask_file,
             )
         indices = [s.index for s in self.segments]
         unique = set(indices)
@@ -180,6 +210,7 @@ class Sample:
                 f"mask values without a segment: {missing[:10]}",
                 rule="unlisted-index",
                 item=self.reference_id,
+                file=self.mask_file,
             )
 
 
@@ -254,6 +285,9 @@ class Dataset:
     metadata: dict[str, Any] = field(default_factory=dict)
     size: int | None = None
     """How many items ``items`` will yield, when known cheaply (for progress bars)."""
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    """Dataset-level facts worth reporting (e.g. invented placeholder categories): each a JSON
+    object with ``rule`` and ``message``; the pipeline reports them as warnings and notes."""
 
     def load(self, ref: ItemRef) -> Sample:
         """Load one item from its reference (a :class:`RejectedItem` raises its error)."""

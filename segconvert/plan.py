@@ -10,7 +10,7 @@ output exists. It writes nothing; :mod:`segconvert.run` does the rest.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,23 +56,44 @@ class ConversionPlan:
 
 
 def split_options(
-    importer: Importer, exporter: Exporter, options: Mapping[str, Any] | None
+    importer: Importer,
+    exporter: Exporter,
+    options: Mapping[str, Any] | None,
+    registry: Registry | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split one options mapping into the importer's and the exporter's, defaults filled in.
 
-    Keys may be given kebab- or snake-case. A key neither format takes is a usage error.
+    Keys may be given kebab- or snake-case. A key neither format takes is a usage error
+    naming the formats (of ``registry``) that do take it.
     """
     given = {k.replace("-", "_"): v for k, v in (options or {}).items() if v is not None}
     known_import = {o.key: o for o in importer.options}
     known_export = {o.key: o for o in exporter.options}
     unknown = sorted(set(given) - set(known_import) - set(known_export))
     if unknown:
-        names = ", ".join("--" + k.replace("_", "-") for k in unknown)
-        raise UsageError(
-            f"option(s) {names} not accepted by importer {importer.name!r} "
-            f"or exporter {exporter.name!r}"
+        name = unknown[0].replace("_", "-")
+        takers = registry.takers(name) if registry is not None else []
+        where = (
+            "; it is an option of " + ", ".join(f"{t.format} ({t.side.value})" for t in takers)
+            if takers
+            else ""
         )
+        raise UsageError(
+            f"--{name} is not an option of {importer.name} (import) or "
+            f"{exporter.name} (export){where}"
+        )
+    check_exclusions([*importer.options, *exporter.options], given)
     return _with_defaults(known_import, given), _with_defaults(known_export, given)
+
+
+def check_exclusions(options: Iterable[Option], given: Mapping[str, Any]) -> None:
+    """Refuse two given options that exclude each other (``Option.excludes``)."""
+    for option in options:
+        if given.get(option.key) in (None, False):
+            continue
+        for other in option.excludes:
+            if given.get(other.replace("-", "_")) not in (None, False):
+                raise UsageError(f"--{option.name} and --{other} cannot be used together")
 
 
 def format_options(
@@ -85,6 +106,7 @@ def format_options(
     if unknown:
         names = ", ".join("--" + k.replace("_", "-") for k in unknown)
         raise UsageError(f"option(s) {names} not accepted by format {descriptor.name!r}")
+    check_exclusions(descriptor.options, given)
     return _with_defaults(known, given)
 
 
@@ -150,9 +172,13 @@ def plan_conversion(
     """
     source_path, output_path = Path(source), Path(output)
     registry = registry or build_registry()
-    importer = registry.importer(from_format) if from_format else registry.detect(source_path)
+    if from_format:
+        importer = registry.importer(from_format)
+        registry.check_kind(importer, source_path)
+    else:
+        importer = registry.detect(source_path)
     exporter = registry.exporter(to_format)
-    import_options, export_options = split_options(importer, exporter, options)
+    import_options, export_options = split_options(importer, exporter, options, registry)
     _check_requirements(importer, exporter)
     if not source_path.exists():
         raise UsageError(f"source {source_path} does not exist")

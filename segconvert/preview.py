@@ -35,7 +35,7 @@ from segconvert.descriptors import ExportContext
 from segconvert.errors import ItemError, UsageError
 from segconvert.files import atomic_write_bytes, safe_join
 from segconvert.masks import MAX_IMAGE_PIXELS
-from segconvert.model import Category, MetaKey, Sample, Segment
+from segconvert.model import Category, ImageKey, MetaKey, Sample, Segment
 from segconvert.registry import Registry
 
 VOID_COLOR = (0, 0, 0)
@@ -193,7 +193,7 @@ def find_photo(sample: Sample, images: Path) -> Path | None:
     if sample.file_name:
         names += [sample.file_name, Path(sample.file_name).name]
     names += [sample.reference_id + suffix for suffix in PHOTO_SUFFIXES]
-    origin = sample.metadata.get("cityscapes") or {}
+    origin = sample.metadata.get(ImageKey.CITYSCAPES) or {}
     if origin.get("split") and origin.get("city"):  # a leftImg8bit root: {split}/{city}/name
         names += [f"{origin['split']}/{origin['city']}/{Path(name).name}" for name in names]
     for name in names:

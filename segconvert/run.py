@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from segconvert.executors import default_jobs, make_executor
 from segconvert.files import TEMPORARY_PREFIX, TEMPORARY_SUFFIX, atomic_open
 from segconvert.items import FinishedItem, ItemJob, ItemResult, ItemStatus, unique_references
 from segconvert.journal import Journal
+from segconvert.main_guard import check_main_guard
 from segconvert.model import ItemRef, RejectedItem, reference_id
 from segconvert.plan import ConversionPlan
 
@@ -50,8 +51,12 @@ class ConversionReport:
     error_report: Path | None = None
     notes: list[dict[str, Any]] = field(default_factory=list)
     notes_report: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    """Dataset-level notes worth a warning (e.g. invented categories); also in ``notes``."""
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+    next_steps: list[str] = field(default_factory=list)
+    """What the user should do next (the exporter's ``next_steps``), one line each."""
     dry_run: bool = False
     """True when nothing was written: ``planned`` lists what would have been."""
     planned: list[str] = field(default_factory=list)
@@ -83,8 +88,8 @@ class ConversionReport:
             assert result.error is not None
             self.errors.append(result.error)
 
-    def summary(self) -> str:
-        """One human-readable line."""
+    def summary_line(self) -> str:
+        """The counts and the time (or, for a dry run, what would be written), in one line."""
         if self.dry_run:
             return (
                 f"dry run, {self.from_format} -> {self.to_format}: {len(self.planned)} item(s) "
@@ -92,12 +97,18 @@ class ConversionReport:
                 + (f", {self.failed} would fail" if self.failed else "")
                 + "; nothing written"
             )
-        line = (
+        return (
             f"{self.from_format} -> {self.to_format}: {self.converted} converted, "
             f"{self.failed} failed"
             + (f", {self.skipped} skipped" if self.skipped else "")
             + f" in {self.seconds:.1f}s ({self.items_per_second:.1f} items/s)"
         )
+
+    def summary(self) -> str:
+        """One human-readable line: counts, time and where the reports are."""
+        line = self.summary_line()
+        if self.dry_run:
+            return line
         if self.error_report:
             line += f"; errors in {self.error_report}"
         if self.notes_report:
@@ -119,10 +130,21 @@ class ConversionReport:
             "error_report": str(self.error_report) if self.error_report else None,
             "notes": len(self.notes),
             "notes_report": str(self.notes_report) if self.notes_report else None,
+            "warnings": self.warnings,
+            "errors_by_rule": _count_rules(self.errors),
+            "notes_by_rule": _count_rules(self.notes),
+            "next_steps": list(self.next_steps),
             "exit_code": self.exit_code,
             "dry_run": self.dry_run,
             **({"planned": self.planned} if self.dry_run else {}),
         }
+
+
+def _count_rules(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[str(record.get("rule"))] = counts.get(str(record.get("rule")), 0) + 1
+    return counts
 
 
 def remove_stale_temporaries(output: Path) -> None:
@@ -170,6 +192,7 @@ def run_plan(
     executor: str = "local",
     scheduler: str | None = None,
     item_timeout: float | None = None,
+    start_method: str | None = None,
 ) -> ConversionReport:
     """Run every item of ``plan``, write the aggregate files and the reports.
 
@@ -183,16 +206,25 @@ def run_plan(
         scheduler: with ``"dask"``, a running scheduler's address (default: a local cluster
             of ``jobs`` workers).
         item_timeout: seconds one item may take before it is stopped and reported.
+        start_method: how worker processes start (see :func:`segconvert.executors.run_items`).
     """
     started = time.perf_counter() if started is None else started
     runner = make_executor(
-        executor, jobs=jobs or default_jobs(), scheduler=scheduler, item_timeout=item_timeout
+        executor,
+        jobs=jobs or default_jobs(),
+        scheduler=scheduler,
+        item_timeout=item_timeout,
+        start_method=start_method,
     )
     exporter, context, dataset = plan.exporter, plan.context, plan.dataset
+    if (jobs or default_jobs()) > 1:
+        check_main_guard()  # before anything is written
     plan.output.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(plan.output)
     journal = Journal.open(plan.output, plan.params, plan.resume)
     report = ConversionReport(plan.source, plan.output, plan.importer.name, exporter.name)
+    report.notes.extend(dataset.notes)
+    report.warnings.extend(note["message"] for note in dataset.notes)
     done = 0
 
     def on_result(result: ItemResult) -> None:
@@ -232,6 +264,9 @@ def run_plan(
         completed = True
     finally:
         journal.close(completed=completed)
+    if exporter.next_steps:
+        with blame(plan.exporter_provider, exporter.name, "next_steps"):
+            report.next_steps = list(exporter.next_steps(context))
     report.error_report = write_error_report(plan.output, report.errors)
     report.notes_report = write_jsonl_report(plan.output / NOTES_REPORT_NAME, report.notes)
     report.seconds = time.perf_counter() - started

@@ -19,27 +19,36 @@ Every helper raises ``AssertionError`` with a readable message when something is
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from segconvert import schemas
-from segconvert.convert import convert
-from segconvert.descriptors import Exporter, Importer
-from segconvert.errors import SegconvertError
+from segconvert.descriptors import ExportContext, Exporter, Importer
+from segconvert.errors import ItemError, SegconvertError
+from segconvert.executors import run_items
 from segconvert.hookspecs import hookimpl
-from segconvert.model import Category, Dataset, MetaKey, Sample, Segment
+from segconvert.items import ItemJob, ItemStatus
+from segconvert.manager import BUILTIN_PLUGINS
+from segconvert.model import Category, Dataset, MetaKey, RejectedItem, Sample, Segment
+from segconvert.plan import plan_conversion
 from segconvert.registry import Registry, build_registry
+from segconvert.run import run_plan
 
 PLUGIN_NAME = "plugin-under-test"
 
 
 def registry_with(plugin: object, *, builtins: bool = True) -> Registry:
     """A registry holding ``plugin`` (and the built-in formats unless ``builtins=False``),
-    never other installed plugins."""
+    never other installed plugins. A built-in format given as ``plugin`` is registered once,
+    as the plugin under test."""
+    is_builtin = getattr(plugin, "__name__", None) in BUILTIN_PLUGINS
     return build_registry(
-        load_third_party=False, extra_plugins=[(PLUGIN_NAME, plugin)], builtins=builtins
+        load_third_party=False,
+        extra_plugins=[(PLUGIN_NAME, plugin)],
+        builtins=builtins and not is_builtin,
     )
 
 
@@ -111,6 +120,50 @@ def partition(mask: np.ndarray) -> set[frozenset[int]]:
     return {frozenset(np.flatnonzero(flat == v).tolist()) for v in np.unique(flat)}
 
 
+WORKER_START_METHOD = "spawn"
+"""How the kit starts worker processes: ``spawn``, the default on macOS and Windows (and on
+Linux from Python 3.14), where everything sent to a worker must pickle."""
+
+
+def check_picklable(value: Any, what: str) -> None:
+    """``value`` survives pickling (a worker process receives it that way), else an
+    ``AssertionError`` saying what to change."""
+    try:
+        pickle.loads(pickle.dumps(value))
+    except Exception as exc:
+        raise AssertionError(
+            f"{what} does not pickle, so it cannot reach a worker process under the "
+            f"{WORKER_START_METHOD!r} start method: {type(exc).__name__}: {exc}. Define "
+            "functions at module level (no lambdas or closures) and keep contexts, references "
+            "and records to plain data."
+        ) from exc
+
+
+def _keep_sample(sample: Sample, ctx: ExportContext) -> Sample:
+    """A ``write_item`` that hands the sample back (to read a dataset through workers)."""
+    return sample
+
+
+def _read_in_workers(importer: Importer, folder: Path, options: dict[str, Any]) -> list[Sample]:
+    """Every sample of ``folder`` as ``importer`` loads it in spawned worker processes."""
+    dataset = importer.open(folder, options)
+    assert dataset.loader is not None
+    refs = list(dataset.items)
+    check_picklable(importer.load, f"{importer.name}: the importer's load")
+    check_picklable(dataset.context, f"{importer.name}: the Dataset.context scan returned")
+    for ref in refs:
+        check_picklable(ref, f"{importer.name}: the item reference {ref!r}")
+    context = ExportContext(output=folder, categories=tuple(dataset.categories))
+    job = ItemJob(dataset.loader, dataset.context, _keep_sample, context)
+    samples = []
+    for result in run_items(job, refs, 2, WORKER_START_METHOD):
+        assert result.status is ItemStatus.OK, (
+            f"{importer.name} failed to read back: {result.error}"
+        )
+        samples.append(result.record)
+    return samples
+
+
 def check_round_trip(
     plugin: object,
     format_name: str,
@@ -122,6 +175,10 @@ def check_round_trip(
     """Write the conformance sample with the plugin's exporter, read it back with its importer,
     and check the pixels still group the same way under the same labels. Returns the sample read.
 
+    Both directions run as production does: per-item work in worker processes started with
+    ``spawn``, so references, contexts, records and the per-item functions must pickle (each
+    is checked first, with a message saying which one does not).
+
     Use ``mode="semantic"`` for formats that store one region per class.
     """
     registry = build_registry(
@@ -130,19 +187,23 @@ def check_round_trip(
         builtins=False,
     )
     out = tmp_path / "written"
-    written = convert(
+    plan = plan_conversion(
         tmp_path,
         out,
         from_format="segconvert-sample",
         to_format=format_name,
         registry=registry,
-        jobs=1,
         mode=mode,
         options=options,
     )
+    check_picklable(plan.exporter.write_item, f"{format_name}: the exporter's write_item")
+    check_picklable(plan.context, f"{format_name}: the ExportContext (its options and metadata)")
+    _, sample = sample_dataset()
+    check_picklable(plan.exporter.write_item(plan.transform.apply(sample), plan.context),
+                    f"{format_name}: the record write_item returned")  # fmt: skip
+    written = run_plan(plan, jobs=2, start_method=WORKER_START_METHOD)
     assert written.exit_code == 0, f"export failed: {written.errors}"
-    dataset = registry.importer(format_name).open(out, dict(options or {}))
-    samples = list(dataset)
+    samples = _read_in_workers(registry.importer(format_name), out, dict(options or {}))
     assert len(samples) == 1, f"expected 1 item back, got {len(samples)}"
     (back,) = samples
     back.check()
@@ -174,21 +235,36 @@ def check_rejects(plugin: object, format_name: str, bad_input: Path) -> list[dic
     or per-item errors with a rule and a message -- never another exception. Returns the
     per-item errors (empty when the input was refused as a whole)."""
     registry = registry_with(plugin)
+    importer = registry.importer(format_name)
     try:
-        dataset = registry.importer(format_name).open(bad_input, {})
+        dataset = importer.open(bad_input, {})
     except SegconvertError:
         return []
-    errors = []
+    except Exception as exc:
+        raise AssertionError(_unclean(format_name, "scan", bad_input, exc)) from exc
+    errors: list[dict[str, Any]] = []
     assert dataset.loader is not None
     for ref in dataset.items:
+        if isinstance(ref, RejectedItem):
+            errors.append(ref.error.to_record())
+            continue
         try:
             dataset.loader(ref, dataset.context).check()
         except SegconvertError as exc:
-            record = exc.to_record() if hasattr(exc, "to_record") else {"message": str(exc)}
-            assert record.get("message"), "an error without a message"
+            record = exc.to_record() if isinstance(exc, ItemError) else {"message": str(exc)}
+            assert record.get("message"), f"{format_name}: an error without a message ({ref!r})"
             errors.append(record)
+        except Exception as exc:
+            raise AssertionError(_unclean(format_name, f"load of {ref!r}", bad_input, exc)) from exc
     assert errors, f"{format_name} accepted {bad_input} without a single error"
     return errors
+
+
+def _unclean(format_name: str, stage: str, bad_input: Path, exc: Exception) -> str:
+    return (
+        f"{format_name}: {stage} raised {type(exc).__name__}: {exc} on {bad_input}; raise "
+        "InputError for an unreadable input, ItemError (or yield a RejectedItem) for one bad item"
+    )
 
 
 def check_documents(schema_name: str, documents: list[Any]) -> None:
@@ -203,6 +279,6 @@ def check_nucleus_output(folder: Path) -> None:
     from segconvert.validate import validate_dataset
 
     lines = [json.loads(line) for line in (folder / "annotations.jsonl").read_text().splitlines()]
-    check_documents(schemas.NUCLEUS_ANNOTATION, lines)
+    check_documents("nucleus-annotation", lines)
     checked, problems = validate_dataset(folder, "nucleus", jobs=1)
     assert not problems, problems[:5]

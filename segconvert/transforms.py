@@ -82,7 +82,6 @@ def parse_overflow_policy(value: str | OverflowPolicy) -> OverflowPolicy:
 
 INSTANCE_BACKGROUND_LABEL = "background"
 """Default label of the index-0 background Segment in instance mode (Nucleus's convention)."""
-LABEL_MAP = "label-map"
 
 
 class SkipItem(Exception):
@@ -110,7 +109,7 @@ class LabelMap:
     def load(cls, path: str | os.PathLike[str]) -> LabelMap:
         """Read and schema-check a label map file."""
         document = read_json(Path(path))
-        found = schemas.problems(LABEL_MAP, document)
+        found = schemas.problems(schemas.LABEL_MAP, document)
         if found:
             raise UsageError(f"{path}: not a valid label map: {found[0]}")
         return cls(document.get("rename", {}), document.get("merge", {}), document.get("drop", []))

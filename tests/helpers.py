@@ -167,8 +167,47 @@ def segconvert_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "segconvert.cli"]
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``segconvert ARGS`` in a fresh process, as a user would."""
+@dataclass
+class CliResult:
+    """What a ``segconvert`` run printed and returned (in-process or not)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, registry: Any = None) -> CliResult:
+    """Run ``segconvert ARGS`` in this process (click's runner), as :func:`main` would
+    (with ``registry`` instead of the installed formats when given).
+
+    A ``PYTHONPATH`` in ``env`` means new plugins on the path: that needs a fresh process
+    (entry points are read once per interpreter), so it runs :func:`run_cli_subprocess`.
+    """
+    if env and "PYTHONPATH" in env:
+        done = run_cli_subprocess(*args, env=env)
+        return CliResult(done.returncode, done.stdout, done.stderr)
+    from click.testing import CliRunner
+
+    from segconvert.cli import main
+
+    with CliRunner().isolation(env=env) as (stdout, stderr, _):
+        try:
+            main(list(args), registry=registry)
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        return CliResult(
+            code,
+            stdout.getvalue().decode("utf-8", "replace"),
+            stderr.getvalue().decode("utf-8", "replace"),
+        )
+
+
+def run_cli_subprocess(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``segconvert ARGS`` in a fresh process, as a user would (for what only a real
+    process shows: entry points installed on a path, signals, a terminal)."""
     return subprocess.run(
         [*segconvert_command(), *args],
         cwd=Path(__file__).parent,

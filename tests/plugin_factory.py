@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 GOOD_PLUGIN = """
 from segconvert import Exporter, Importer, hookimpl
@@ -45,3 +46,29 @@ def install_fake_plugin(
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[segconvert]\n{module} = {module}\n")
+
+
+def _no_load(ref: object, context: object) -> None:
+    raise NotImplementedError
+
+
+def importer_plugin(name: str, scan: Any, *options: Any) -> object:
+    """An in-process plugin object providing one importer ``name`` with ``scan`` and
+    ``options`` (its ``load`` is never expected to run)."""
+    from segconvert import Importer, hookimpl
+
+    class Plugin:
+        @hookimpl
+        def segconvert_importers(self) -> list[Importer]:
+            return [Importer(name=name, scan=scan, load=_no_load, options=tuple(options))]
+
+    return Plugin()
+
+
+def raising_scan(exc: BaseException) -> Any:
+    """A ``scan`` that raises ``exc``."""
+
+    def scan(path: object, options: object) -> None:
+        raise exc
+
+    return scan

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from helpers import PANOPTICAPI, default_spec, read_jsonl, run_cli, write_coco_panoptic
 from plugin_factory import BROKEN_PLUGIN, COMMAND_PLUGIN, GOOD_PLUGIN, install_fake_plugin
 
@@ -109,6 +110,7 @@ def test_formats_lists_both_directions_with_provider(no_third_party):
     assert all(r["missing_requirements"] == [] for r in rows)
 
 
+@pytest.mark.slow
 def test_a_broken_plugin_warns_once_and_formats_still_exits_zero(tmp_path):
     install_fake_plugin(tmp_path, "segconvert-broken", "segconvert_broken", BROKEN_PLUGIN)
     env = {"PYTHONPATH": str(tmp_path)}
@@ -133,6 +135,7 @@ def test_a_plugin_reusing_a_builtin_name_is_refused_naming_both(tmp_path):
     assert "refused" in result.stdout
 
 
+@pytest.mark.slow
 def test_no_plugins_flag_skips_third_party_plugins(tmp_path):
     install_fake_plugin(
         tmp_path, "segconvert-fake", "segconvert_fake", GOOD_PLUGIN.format(name="fake-format")

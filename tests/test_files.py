@@ -50,3 +50,28 @@ def test_json_native_casts_numpy_and_refuses_nan():
     assert json_native({"a": np.int64(3), "b": np.array([1, 2])}) == {"a": 3, "b": [1, 2]}
     with pytest.raises(ValueError):
         json_native({"x": float("nan")})
+
+
+@pytest.mark.parametrize(("umask", "expected"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_every_output_file_follows_the_umask(tmp_path, umask, expected):
+    import os
+    import stat
+
+    from helpers import PANOPTICAPI
+
+    from segconvert import convert, files
+
+    previous = os.umask(umask)
+    files._umask.cache_clear()
+    try:
+        out = tmp_path / "out"
+        report = convert(PANOPTICAPI / "panoptic_examples.json", out, to_format="nucleus", jobs=1)
+    finally:
+        os.umask(previous)
+        files._umask.cache_clear()
+    assert report.exit_code == 0
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert len(written) >= 4
+    assert {p.relative_to(out).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in written} == {
+        p.relative_to(out).as_posix(): expected for p in written
+    }

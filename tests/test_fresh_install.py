@@ -15,9 +15,14 @@ import pytest
 from helpers import REPO
 from PIL import Image
 
-pytestmark = pytest.mark.skipif(
-    os.environ.get("SEGCONVERT_SKIP_FRESH_INSTALL") == "1", reason="SEGCONVERT_SKIP_FRESH_INSTALL=1"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.network,
+    pytest.mark.skipif(
+        os.environ.get("SEGCONVERT_SKIP_FRESH_INSTALL") == "1",
+        reason="SEGCONVERT_SKIP_FRESH_INSTALL=1",
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +33,8 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         REPO,
         source,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv*", "*.egg-info", "__pycache__", "build", "dist"
-        ),
+            ".git", ".venv*", "*.egg-info", "__pycache__", "build", "dist", "out", "site"
+        ),  # what a user's runs leave in the checkout is theirs, never the tests' input
     )
     venv.EnvBuilder(with_pip=True, clear=True).create(root / "venv")
     python = root / "venv" / "bin" / "python"
@@ -114,10 +119,124 @@ def test_the_wheel_reads_its_own_schemas(fresh_venv):
     python = fresh_venv / "venv" / "bin" / "python"
     code = (
         "import segconvert, segconvert.schemas as s; "
-        "print(s.schema_dir()); print(segconvert.__file__)"
+        "print(s.schema_dir()); print(segconvert.__file__); "
+        "print(s.resolve('coco-panoptic').path()); print(s.load_schema('sa1b-image')['title'])"
     )
     out = subprocess.run(
         [str(python), "-c", code], capture_output=True, text=True, cwd=fresh_venv, check=True
     ).stdout.split()
     assert out[0] == str(Path(out[1]).parent / "schemas")
     assert "site-packages" in out[0]
+    assert out[2] == str(
+        Path(out[1]).parent / "formats/coco_panoptic/schemas/coco-panoptic.schema.json"
+    )
+
+
+SHADOW_TOP_LEVEL = {
+    "pyproject.toml": """
+[build-system]
+requires = ["hatchling>=1.18"]
+build-backend = "hatchling.build"
+
+[project]
+name = "segconvert-shadow-top-level"
+version = "9.9"
+
+[tool.hatch.build.targets.wheel]
+packages = ["segconvert_nucleus"]
+""",
+    "segconvert_nucleus/__init__.py": 'raise RuntimeError("the shadowing package was imported")\n',
+}
+"""A distribution installing a top-level ``segconvert_nucleus`` (the old built-in's name)."""
+
+SHADOW_NAMED = {
+    "pyproject.toml": """
+[build-system]
+requires = ["hatchling>=1.18"]
+build-backend = "hatchling.build"
+
+[project]
+name = "segconvert-nucleus"
+version = "9.9"
+
+[project.entry-points.segconvert]
+nucleus = "community_nucleus"
+
+[tool.hatch.build.targets.wheel]
+packages = ["community_nucleus"]
+""",
+    "community_nucleus/__init__.py": """
+from segconvert import Importer, hookimpl
+
+
+def _scan(path, options):
+    raise RuntimeError("the community nucleus importer ran")
+
+
+@hookimpl
+def segconvert_importers():
+    return [Importer(name="nucleus", scan=_scan, load=_scan, description="community")]
+""",
+}
+"""A distribution named ``segconvert-nucleus`` (the README's naming convention) with another
+package, whose plugin claims the ``nucleus`` name."""
+
+
+@pytest.fixture(scope="module")
+def shadowed_venv(fresh_venv: Path) -> Path:
+    python = fresh_venv / "venv" / "bin" / "python"
+    for name, files in (("top-level", SHADOW_TOP_LEVEL), ("named", SHADOW_NAMED)):
+        project = fresh_venv / f"shadow-{name}"
+        for relative, text in files.items():
+            (project / relative).parent.mkdir(parents=True, exist_ok=True)
+            (project / relative).write_text(text.lstrip())
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                str(project),
+            ],
+            check=True,
+            timeout=900,
+        )
+    return fresh_venv
+
+
+def test_shadowing_distributions_leave_every_builtin_format_working(shadowed_venv, tmp_path):
+    python = shadowed_venv / "venv" / "bin" / "python"
+    probe = "import importlib.util as u; print(u.find_spec('segconvert_nucleus') is not None)"
+    installed = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
+    assert installed.stdout.strip() == "True"  # the shadowing package really is there
+    formats = run(shadowed_venv, "formats", "--json")
+    assert formats.returncode == 0, formats.stderr
+    rows = {(r["name"], r["direction"]): r["provider"] for r in json.loads(formats.stdout)}
+    for name, package in (
+        ("nucleus", "nucleus"),
+        ("coco-panoptic", "coco_panoptic"),
+        ("cityscapes", "cityscapes"),
+        ("coco-rle", "coco_rle"),
+    ):
+        for direction in ("import", "export"):
+            assert rows[(name, direction)] == f"segconvert.formats.{package}"
+    assert "refused" in formats.stderr and "segconvert-nucleus" in formats.stderr
+    source = (
+        shadowed_venv / "checkout" / "fixtures/coco-panoptic/panopticapi/panoptic_examples.json"
+    )
+    steps = [
+        ("coco-to-nucleus", str(source), str(tmp_path / "nucleus")),
+        ("convert", str(tmp_path / "nucleus"), str(tmp_path / "coco"), "--to", "coco-panoptic"),
+        ("convert", str(source), str(tmp_path / "cityscapes"), "--to", "cityscapes"),
+        ("convert", str(source), str(tmp_path / "rle"), "--to", "coco-rle"),
+        ("convert", str(tmp_path / "rle" / "instances.json"), str(tmp_path / "back"),
+         "--from", "coco-rle", "--to", "nucleus"),
+    ]  # fmt: skip
+    for args in steps:
+        result = run(shadowed_venv, *args)
+        assert result.returncode == 0, (args, result.stderr)
+        assert "2 converted, 0 failed" in result.stdout, (args, result.stdout)
+    checked = run(shadowed_venv, "validate", str(tmp_path / "nucleus"), "--format", "nucleus")
+    assert checked.returncode == 0, checked.stdout + checked.stderr

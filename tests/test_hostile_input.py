@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from helpers import default_spec, read_jsonl, run_cli, write_coco_panoptic
+from helpers import default_spec, read_jsonl, run_cli, run_cli_subprocess, write_coco_panoptic
 from hostile import CASES, break_dataset
 from PIL import Image
 
@@ -30,7 +30,10 @@ def test_every_malformed_coco_item_is_reported_and_the_good_ones_converted(
     out = tmp_path / "data" / "out"
     before = snapshot(tmp_path, out)
     for jobs in ("1", "2"):
-        result = run_cli("coco-to-nucleus", str(json_path), str(out), "--jobs", jobs, "--overwrite")
+        # a real process: a crash on hostile input must not take the test run with it
+        result = run_cli_subprocess(
+            "coco-to-nucleus", str(json_path), str(out), "--jobs", jobs, "--overwrite"
+        )
         assert result.returncode == 3, result.stderr
         assert "Traceback" not in result.stdout + result.stderr
         errors = {e["item"]: e for e in read_jsonl(out / "segconvert-errors.jsonl")}
@@ -79,10 +82,17 @@ def test_malformed_nucleus_items_are_reported_by_name(tmp_path, no_third_party):
         "deep": "png-mode",
         "rgb": "png-mode",
         "gone": "png-missing",
-        "nolabel": "unlisted-index",
         "wide": "mask-size",
         "no-url": "schema",
     }
+    # A mask value with no Segment is void with a note (the SDK accepts such data); --strict
+    # refuses it.
+    notes = read_jsonl(tmp_path / "c" / "segconvert-notes.jsonl")
+    assert [n["item"] for n in notes if n["rule"] == "unlisted-index"] == ["nolabel"]
+    strict = run_cli("nucleus-to-coco", str(nucleus), str(tmp_path / "s"), "--strict")
+    strict_errors = read_jsonl(tmp_path / "s" / "segconvert-errors.jsonl")
+    assert {e["item"]: e["rule"] for e in strict_errors}["nolabel"] == "unlisted-index"
+    assert strict.returncode == 3
 
 
 def test_invalid_json_lines_name_the_line(tmp_path, no_third_party):

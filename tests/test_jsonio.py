@@ -98,9 +98,10 @@ def test_json_lines_name_the_line_of_every_fault(tmp_path):
         (b'{"a": 1}\n{"a" 1}\n', "x.jsonl:2:6: Expecting ':' delimiter"),
     ]:
         path.write_bytes(body)
-        with pytest.raises(InputError) as caught:
-            list(json_lines(path))
-        assert str(caught.value) == f"{tmp_path}/{message}"
+        (first, good), (second, fault) = json_lines(path)
+        assert (first, good) == (1, {"a": 1}) and second == 2
+        assert isinstance(fault, InputError)
+        assert str(fault) == f"{tmp_path}/{message}"
 
 
 def test_a_fifo_or_device_is_never_read_without_end(tmp_path):

@@ -164,3 +164,14 @@ def test_map_ids_agrees_with_a_dictionary_lookup(keys, height, width, rnd, with_
     assert positions.tolist() == [[where[v] for v in row] for row in ids.tolist()]
     assert counts.tolist() == [int((ids == key).sum()) for key in keys]
     assert positions.dtype == (np.uint8 if len(keys) < 255 else np.uint16)
+
+
+def test_map_ids_past_65536_segments_does_not_wrap_into_false_matches():
+    from segconvert import map_ids
+
+    keys = list(range(1, 70_001))
+    ids = np.array(keys + keys[:20_000], dtype=np.uint32).reshape(300, 300)
+    positions, counts, unknown = map_ids(ids, keys)
+    assert unknown == []
+    assert np.array_equal(np.asarray(keys)[positions.ravel()], ids.ravel())
+    assert counts[:20_000].tolist() == [2] * 20_000 and counts[69_999] == 1

@@ -6,8 +6,9 @@ import json
 
 import pytest
 from helpers import default_spec, write_coco_panoptic
+from plugin_factory import importer_plugin, raising_scan
 
-from segconvert import InputError, PluginError, build_registry, convert, hookimpl
+from segconvert import Category, Dataset, InputError, PluginError, build_registry, convert
 from segconvert.plan import plan_conversion
 from segconvert.transforms import Mode, OverflowPolicy
 
@@ -31,21 +32,13 @@ def test_a_category_colour_of_300_is_refused_before_any_output_exists(tmp_path, 
     assert not out.exists()
 
 
-class _TwinCategories:
-    """An importer whose scan returns two categories with one id."""
-
-    @hookimpl
-    def segconvert_importers(self):
-        from segconvert import Category, Dataset, Importer
-
-        def scan(path, options):
-            return Dataset([Category(1, "cat"), Category(1, "twin")], items=[])
-
-        return [Importer(name="twins", scan=scan, load=lambda ref, ctx: None)]
+def _twin_categories(path, options):
+    return Dataset([Category(1, "cat"), Category(1, "twin")], items=[])
 
 
 def test_a_repeated_category_id_from_any_importer_is_refused_in_the_plan_stage(tmp_path):
-    registry = build_registry(load_third_party=False, extra_plugins=[("twins", _TwinCategories())])
+    twins = importer_plugin("twins", _twin_categories)
+    registry = build_registry(load_third_party=False, extra_plugins=[("twins", twins)])
     (tmp_path / "src").mkdir()
     with pytest.raises(InputError, match="category 'twin': id 1 is used by an earlier category"):
         plan_conversion(
@@ -80,19 +73,9 @@ def test_an_unknown_mode_is_a_usage_error_naming_the_modes(tmp_path, registry):
         )
 
 
-class _ScanRaises:
-    @hookimpl
-    def segconvert_importers(self):
-        from segconvert import Importer
-
-        def scan(path, options):
-            raise ValueError("the scanner tripped")
-
-        return [Importer(name="tripping", scan=scan, load=lambda ref, ctx: None)]
-
-
 def test_an_exception_in_scan_is_a_plugin_error_naming_plugin_and_format(tmp_path):
-    registry = build_registry(load_third_party=False, extra_plugins=[("tripper", _ScanRaises())])
+    tripping = importer_plugin("tripping", raising_scan(ValueError("the scanner tripped")))
+    registry = build_registry(load_third_party=False, extra_plugins=[("tripper", tripping)])
     (tmp_path / "src").mkdir()
     with pytest.raises(PluginError) as caught:
         convert(tmp_path / "src", tmp_path / "out", from_format="tripping", to_format="nucleus",
@@ -103,3 +86,28 @@ def test_an_exception_in_scan_is_a_plugin_error_naming_plugin_and_format(tmp_pat
     )
     assert isinstance(caught.value.__cause__, ValueError)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_colour_in_a_nucleus_taxonomy_sidecar_is_refused_before_any_output(
+    tmp_path, registry
+):
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    nucleus = tmp_path / "nucleus"
+    convert(json_path, nucleus, to_format="nucleus", registry=registry, jobs=1)
+    taxonomy = json.loads((nucleus / "taxonomy.json").read_text())
+    taxonomy["categories"][0]["color"] = [0, 300, 0]
+    (nucleus / "taxonomy.json").write_text(json.dumps(taxonomy))
+    out = tmp_path / "back"
+    with pytest.raises(InputError, match=r"300"):
+        convert(nucleus, out, from_format="nucleus", to_format="coco-panoptic", registry=registry)
+    assert not out.exists()
+
+
+def test_a_label_map_naming_an_unknown_category_is_refused_before_any_output(tmp_path, registry):
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    label_map = tmp_path / "map.json"
+    label_map.write_text(json.dumps({"rename": {"nonexistent": "x"}}))
+    out = tmp_path / "out"
+    with pytest.raises(Exception, match="nonexistent"):
+        convert(json_path, out, to_format="nucleus", registry=registry, label_map=label_map)
+    assert not out.exists()

@@ -61,6 +61,7 @@ def assert_nothing_truncated(out: Path) -> None:
             json.loads(path.read_text())
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_point_then_resume_gives_the_uninterrupted_output(tmp_path):
     json_path = write_coco_panoptic(tmp_path / "src", tiny_specs(2000))
     command = [*segconvert_command(), "coco-to-nucleus", str(json_path)]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from jsonschema import Draft202012Validator
 
-from segconvert import ValidationError, schemas
+from segconvert import ValidationError, build_registry, schemas
+
+BUILTINS = build_registry(load_third_party=False)  # registers the schemas the formats ship
 
 SDK_EXAMPLE = {
     "type": "mask",
@@ -22,6 +24,7 @@ SDK_EXAMPLE = {
 
 @pytest.mark.parametrize("name", schemas.schema_names())
 def test_every_schema_is_valid_draft_2020_12(name):
+    assert schemas.resolve(name).path().is_file()
     schema = schemas.load_schema(name)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     Draft202012Validator.check_schema(schema)
@@ -39,7 +42,7 @@ def test_every_document_type_written_has_a_schema():
 
 
 def test_the_sdk_documented_example_is_valid():
-    schemas.validate(schemas.NUCLEUS_ANNOTATION, SDK_EXAMPLE)
+    schemas.validate("nucleus-annotation", SDK_EXAMPLE)
 
 
 @pytest.mark.parametrize(
@@ -54,25 +57,56 @@ def test_the_sdk_documented_example_is_valid():
 )
 def test_the_emit_profile_refuses_what_nucleus_would_not_take(change):
     with pytest.raises(ValidationError) as caught:
-        schemas.validate(schemas.NUCLEUS_ANNOTATION, {**SDK_EXAMPLE, **change}, item="img_1")
+        schemas.validate("nucleus-annotation", {**SDK_EXAMPLE, **change}, item="img_1")
     assert caught.value.rule == "schema" and caught.value.item == "img_1"
 
 
 def test_the_read_profile_accepts_export_rows():
     row = {**SDK_EXAMPLE, "type": "segmentation", "dataset_item_id": "di_1"}
     del row["annotation_id"]
-    assert schemas.problems(schemas.NUCLEUS_ANNOTATION_INPUT, row) == []
+    assert schemas.problems("nucleus-annotation-input", row) == []
 
 
-def test_an_installed_package_reads_its_own_schemas():
+def test_every_format_ships_its_schemas_in_its_own_folder():
     from pathlib import Path
 
     import segconvert
 
     package = Path(segconvert.__file__).parent
-    if (package.parent / "schemas").is_dir() and not (package / "schemas").is_dir():
-        pytest.skip("running from a source checkout (editable install)")
     assert schemas.schema_dir() == package / "schemas"
+    for entry in BUILTINS.entries():
+        folder = Path(__import__(entry.provider.name, fromlist=["_"]).__file__).parent
+        for schema in entry.descriptor.schemas:
+            assert schema.path() == folder / "schemas" / f"{schema.name}.schema.json"
+            assert schema.path().is_file(), schema
+    host = {p.name for p in (package / "schemas").glob("*.schema.json")}
+    assert host == {
+        "segconvert-error.schema.json",
+        "segconvert-formats.schema.json",
+        "segconvert-plugins.schema.json",
+        "label-map.schema.json",
+        "segconvert-info.schema.json",
+        "segconvert-diff.schema.json",
+    }
+
+
+def test_a_schema_is_found_by_name_once_registered_and_a_clash_is_refused(tmp_path):
+    assert schemas.resolve("coco-panoptic").package == "segconvert.formats.coco_panoptic"
+    clash = schemas.Schema("coco-panoptic", "segconvert_other")
+    assert schemas.register([clash]) == [
+        "schema 'coco-panoptic' of segconvert_other refused: "
+        "segconvert.formats.coco_panoptic already ships a schema with that name"
+    ]
+    assert schemas.resolve("coco-panoptic").package == "segconvert.formats.coco_panoptic"
+    with pytest.raises(KeyError, match="no schema named 'nope'"):
+        schemas.resolve("nope")
+
+
+def test_a_schema_object_pickles_and_finds_its_file_anywhere():
+    import pickle
+
+    schema = pickle.loads(pickle.dumps(schemas.resolve("sa1b-image")))
+    assert schemas.load_schema(schema)["$schema"].endswith("2020-12/schema")
 
 
 def _mutations(document):

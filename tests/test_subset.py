@@ -58,7 +58,7 @@ def test_a_listed_item_the_source_lacks_is_a_failed_item(capsys, tmp_path, sourc
     code, _, err = run(
         capsys, "coco-to-nucleus", str(source), str(out), "--items", str(listing), "-j", "1"
     )
-    assert code == 3 and "missing: [item-not-found]" in err
+    assert code == 3 and "failed [item-not-found] x1, e.g. missing: " in err
     assert written_masks(out) == ["i2"]
     assert [(e["item"], e["rule"]) for e in read_jsonl(out / "segconvert-errors.jsonl")] == [
         ("missing", "item-not-found")

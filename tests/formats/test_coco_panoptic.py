@@ -318,6 +318,7 @@ def test_hub_sample_has_void_at_index_zero_then_segments_in_json_order(tmp_path,
     assert sample.mask[0, 0] == 1 and sample.mask[7, 0] == 2 and sample.mask[20, 20] == 0
 
 
+@pytest.mark.slow
 def test_the_panoptic_json_is_streamed_not_loaded_whole(tmp_path, registry):
     import tracemalloc
 

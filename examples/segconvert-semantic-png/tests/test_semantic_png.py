@@ -34,6 +34,7 @@ def test_descriptors_are_accepted():
     assert names == {"semantic-png"}
 
 
+@pytest.mark.slow
 def test_a_sample_round_trips_semantically(tmp_path):
     back = testing.check_round_trip(
         segconvert_semantic_png, "semantic-png", tmp_path, mode="semantic"

@@ -12,6 +12,7 @@ import numpy as np
 from segconvert import (
     ExportContext,
     Exporter,
+    ImageKey,
     ItemError,
     MetaKey,
     Option,
@@ -24,6 +25,7 @@ from segconvert import (
     schemas,
 )
 
+from . import shipped_schemas as shipped
 from .labels import (
     CITYSCAPES_LABELS,
     UNLABELED,
@@ -40,7 +42,7 @@ VOID_TRAIN_ID = UNLABELED.trainId
 
 def frame_place(sample: Sample, ctx: ExportContext) -> tuple[str, str]:
     """(split, city) of a frame: from the source when it was Cityscapes, else derived."""
-    origin = sample.metadata.get("cityscapes") or {}
+    origin = sample.metadata.get(ImageKey.CITYSCAPES) or {}
     split = origin.get("split") or ctx.options.get("split") or "train"
     return str(split), str(origin.get("city") or city_of(sample.reference_id, "default"))
 
@@ -123,7 +125,7 @@ def write_item(sample: Sample, ctx: ExportContext) -> None:
         instance_table[index] = value
     split, city = frame_place(sample, ctx)
     folder = safe_join(ctx.output, f"{KIND}/{split}/{city}", item=ref)
-    frame = str((sample.metadata.get("cityscapes") or {}).get("frame") or ref)
+    frame = str((sample.metadata.get(ImageKey.CITYSCAPES) or {}).get("frame") or ref)
     stem = safe_join(folder, f"{frame}_{KIND}", item=ref).name
     outputs: list[tuple[str, Any]] = [
         ("labelIds", label_ids),
@@ -168,6 +170,7 @@ def write_dataset(records: Iterable[None], ctx: ExportContext) -> list[Path]:
 
 
 EXPORTER = Exporter(
+    schemas=shipped.SCHEMAS,
     name="cityscapes",
     description="Cityscapes gtFine: labelIds, 16-bit instanceIds, color (+ labelTrainIds)",
     write_item=write_item,

@@ -19,7 +19,10 @@ from PIL import Image, ImageDraw
 
 from segconvert import (
     DEFAULT_VOID_LABEL,
+    STRICT,
+    Confidence,
     Dataset,
+    ImageKey,
     Importer,
     ItemError,
     MetaKey,
@@ -31,9 +34,11 @@ from segconvert import (
     check_points,
     read_json,
     read_png,
+    report_activity,
     smallest_index_dtype,
 )
 
+from . import shipped_schemas as shipped
 from .labels import (
     OFFICIAL,
     LabelTable,
@@ -90,6 +95,7 @@ def find_frames(root: Path, annotations: str = "auto") -> list[FrameRef]:
     qualified as ``split/city/frame`` (``city/frame`` when the splits agree) to stay unique.
     """
     found: dict[str, dict[tuple[str, str, str], dict[str, str]]] = {}
+    listed = 0
     files = [root] if root.is_file() else root.rglob("*_gt*_*")
     for path in files:
         match = FILE_NAME.match(path.name)
@@ -102,6 +108,8 @@ def find_frames(root: Path, annotations: str = "auto") -> list[FrameRef]:
         found.setdefault(match.group("kind"), {}).setdefault(key, {})[match.group("type")] = str(
             path
         )
+        listed += 1
+        report_activity("listing", listed, None, "files")
     kind = chosen_kind(found, annotations)
     frames = found.get(kind, {})
     places: dict[str, list[tuple[str, str]]] = {}
@@ -269,6 +277,7 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
     segments: list[Segment] = []
     index_of = np.zeros(len(counts), dtype=np.int64)
     void_values = []
+    ignored: dict[str, int] = {}
     for value in present.tolist():
         class_id = value // 1000 if value >= 1000 else value
         label = labels.get(class_id)
@@ -281,6 +290,8 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
             )
         if label.ignoreInEval and not ctx.keep_ignored:
             void_values.append(value)
+            if class_id != UNLABELED_ID:
+                ignored[label.name] = ignored.get(label.name, 0) + int(counts[value])
             continue
         index_of[value] = len(segments) + 1  # provisional; void is placed first below
         segments.append(
@@ -310,10 +321,29 @@ def load(ref: FrameRef, ctx: CityscapesContext) -> Sample:
         segments=segments,
         file_name=f"{ref.frame or item}_leftImg8bit.png",
         metadata={
-            "image": {"id": item},
-            "cityscapes": {"split": ref.split, "city": ref.city, "frame": ref.frame or item},
+            ImageKey.IMAGE: {"id": item},
+            ImageKey.CITYSCAPES: {"split": ref.split, "city": ref.city, "frame": ref.frame or item},
         },
+        notes=[ignored_note(ignored)] if ignored else [],
+        mask_file=ref.file,
     )
+
+
+UNLABELED_ID = 0
+"""Cityscapes' ``unlabeled`` class: void by definition, so not worth a note."""
+
+
+def ignored_note(pixels_by_class: Mapping[str, int]) -> dict[str, Any]:
+    """The note of a frame whose ignored-class pixels became void."""
+    total = sum(pixels_by_class.values())
+    names = ", ".join(sorted(pixels_by_class))
+    return {
+        "rule": "ignored-class-void",
+        "pixels": total,
+        "classes": dict(sorted(pixels_by_class.items())),
+        "message": f"{total} pixels of ignored classes ({names}) became void",
+        "hint": "pass --keep-ignored to keep ignored classes as segments",
+    }
 
 
 def check_label_ids(ref: FrameRef, instance_ids: np.ndarray) -> None:
@@ -337,20 +367,25 @@ def check_label_ids(ref: FrameRef, instance_ids: np.ndarray) -> None:
         )
 
 
-def detect(path: Path) -> bool:
-    """A file or folder holding ``*_gtFine_*`` / ``*_gtCoarse_*`` files."""
+def detect(path: Path) -> Confidence:
+    """A file or folder holding ``*_gtFine_*`` / ``*_gtCoarse_*`` files: names only Cityscapes
+    uses, so certain."""
     if path.is_file():
-        return bool(FILE_NAME.match(path.name))
-    return any(FILE_NAME.match(p.name) for p in path.rglob("*_gt*_*.png"))
+        found = bool(FILE_NAME.match(path.name))
+    else:
+        found = any(FILE_NAME.match(p.name) for p in path.rglob("*_gt*_*.png"))
+    return Confidence.CERTAIN if found else Confidence.NO
 
 
 IMPORTER = Importer(
+    schemas=shipped.SCHEMAS,
     name="cityscapes",
     description="Cityscapes gtFine/gtCoarse: 16-bit instanceIds, labelIds, labelTrainIds, polygons",
     scan=scan,
     load=load,
     detect=detect,
     options=(
+        STRICT,
         Option(
             "use-train-id",
             "Category ids are trainIds (as csCreatePanopticImgs --use-train-id).",

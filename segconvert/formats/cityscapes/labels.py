@@ -16,7 +16,8 @@ from typing import Any
 
 from segconvert import Category, InputError, fallback_color, read_json, schemas
 
-CITYSCAPES_LABELS = "cityscapes-labels"
+from .shipped_schemas import CITYSCAPES_LABELS
+
 """Schema name of a label table file."""
 
 CATEGORY_ID_FIELD = "segconvertCategoryId"

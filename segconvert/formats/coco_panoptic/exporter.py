@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 
 from segconvert import (
+    RECORD_METADATA_KEYS,
     ExportContext,
     Exporter,
+    ImageKey,
     ItemError,
     MetaKey,
     Option,
@@ -29,8 +31,11 @@ from segconvert import (
     write_png,
 )
 
+from . import shipped_schemas as shipped
+
 MAX_SEGMENT_ID = (1 << 24) - 1
-STANDARD_METADATA = (MetaKey.CATEGORY_ID, MetaKey.ISCROWD, MetaKey.SOURCE_ID, MetaKey.VOID)
+STANDARD_METADATA = tuple(k for k in RECORD_METADATA_KEYS if k != MetaKey.SCORE)
+"""Segment metadata written into fields of its own (a score stays as an extra key)."""
 
 
 @dataclass(frozen=True)
@@ -115,12 +120,13 @@ def write_item(sample: Sample, ctx: ExportContext) -> CocoRecord:
         "file_name": png_name,
         "segments_info": infos,
     }
-    annotation.update(sample.metadata.get("annotation") or {})
+    for key, value in (sample.metadata.get(ImageKey.ANNOTATION) or {}).items():
+        annotation.setdefault(key, value)  # extras never replace the PNG name or segments
     image, annotation = json_native(image), json_native(annotation)
     placeholder = {"id": 0} if image.get("id") is None else {}
-    schemas.validate(schemas.COCO_PANOPTIC, {**image, **placeholder}, "image", item=ref)
+    schemas.validate(shipped.COCO_PANOPTIC, {**image, **placeholder}, "image", item=ref)
     schemas.validate(
-        schemas.COCO_PANOPTIC,
+        shipped.COCO_PANOPTIC,
         {**annotation, "image_id": image.get("id") or 0},
         "annotation",
         item=ref,
@@ -139,14 +145,14 @@ def assign_image_ids(records: list[CocoRecord]) -> None:
 def dataset_skeleton(ctx: ExportContext) -> dict[str, Any]:
     """The panoptic JSON without its images and annotations (validated)."""
     document: dict[str, Any] = {}
-    for key in ("info", "licenses"):
+    for key in ImageKey.COCO_BLOCKS:
         if key in ctx.metadata:
             document[key] = json_native(ctx.metadata[key])
     document["images"] = []
     document["annotations"] = []
     document["categories"] = categories_to_coco(ctx.categories)
     path = ctx.output / f"{json_name(ctx)}.json"
-    schemas.validate(schemas.COCO_PANOPTIC, document, file=str(path))
+    schemas.validate(shipped.COCO_PANOPTIC, document, file=str(path))
     return document
 
 
@@ -168,8 +174,9 @@ def write_dataset(records: Iterable[CocoRecord], ctx: ExportContext) -> list[Pat
 
 
 EXPORTER = Exporter(
+    schemas=shipped.SCHEMAS,
     name="coco-panoptic",
-    aliases=("coco_panoptic",),
+    aliases=("coco_panoptic", "coco"),  # "coco" is what nucleus-to-coco writes
     description="COCO panoptic: NAME.json + NAME/<reference_id>.png (RGB ids)",
     write_item=write_item,
     write_dataset=write_dataset,

@@ -15,8 +15,12 @@ from typing import Any
 
 from segconvert import (
     DEFAULT_VOID_LABEL,
+    STRICT,
     Category,
+    Confidence,
     Dataset,
+    Detection,
+    ImageKey,
     Importer,
     InputError,
     ItemError,
@@ -26,22 +30,25 @@ from segconvert import (
     Sample,
     Segment,
     categories_from_coco,
+    first_item_keys,
+    json_root,
     json_sections,
     json_stream,
     json_top_level_is_list,
     map_ids,
     placeholder_categories,
-    read_head,
     read_json,
     read_png,
     reference_id_from_names,
     reject,
     rgb_to_id,
     safe_join,
-    schemas,
     segment_stats,
     smallest_index_dtype,
+    streamed_schema_problems,
 )
+
+from . import shipped_schemas as shipped
 
 MAX_SEGMENT_ID = (1 << 24) - 1
 SEGMENT_KEYS = ("id", "category_id", "iscrowd", "area", "bbox")
@@ -70,21 +77,33 @@ class CocoContext:
     void_label: str = DEFAULT_VOID_LABEL
 
 
+def is_panoptic_json(path: Path) -> bool:
+    """A JSON object whose first annotation has ``segments_info`` (streamed, cached)."""
+    return path.suffix == ".json" and "segments_info" in first_item_keys(path, "annotations.item")
+
+
+def panoptic_candidates(folder: Path) -> list[Path]:
+    """The COCO panoptic JSONs of ``folder`` (and its ``annotations/``); those next to a folder
+    of PNGs with the same stem (the COCO convention) when there are any."""
+    jsons = sorted(folder.glob("*.json")) + sorted(folder.glob("annotations/*.json"))
+    candidates = [p for p in jsons if is_panoptic_json(p)]
+    with_pngs = [p for p in candidates if p.with_suffix("").is_dir()]
+    return with_pngs or candidates
+
+
 def find_json(path: Path) -> Path:
     """The panoptic JSON of ``path``: the file itself or the single candidate in the folder."""
     if path.is_file():
         return path
-    candidates = sorted(path.glob("*.json")) + sorted(path.glob("annotations/*.json"))
-    # The COCO convention: the JSON sits next to a folder of PNGs with the same stem.
-    with_pngs = [p for p in candidates if p.with_suffix("").is_dir()]
-    chosen = with_pngs or candidates
+    chosen = panoptic_candidates(path)
     if len(chosen) == 1:
         return chosen[0]
     if not chosen:
         raise InputError(f"{path}: no COCO panoptic JSON in this folder", file=str(path))
     names = ", ".join(str(p.relative_to(path)) for p in chosen)
     raise InputError(
-        f"{path}: several JSON files ({names}); pass the one to convert", file=str(path)
+        f"{path}: several COCO panoptic JSON files ({names}); pass the one to convert",
+        file=str(path),
     )
 
 
@@ -131,7 +150,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
         categories = categories_from_coco(sections["categories"], file)
     else:
         categories = categories_from_ids(annotations())
-    metadata: dict[str, Any] = {k: sections[k] for k in ("info", "licenses") if k in sections}
+    metadata: dict[str, Any] = {k: sections[k] for k in ImageKey.COCO_BLOCKS if k in sections}
     context = CocoContext(
         {c.id: (c.name, c.isthing) for c in categories}, bool(options.get("strict"))
     )
@@ -311,9 +330,11 @@ def load(ref: CocoRef, ctx: CocoContext) -> Sample:
         )
     if ctx.strict:
         check_area_and_bbox(ref, infos, mask, has_void)
-    image_metadata: dict[str, Any] = {"image": image if image is not None else {"id": ref.image_id}}
+    image_metadata: dict[str, Any] = {
+        ImageKey.IMAGE: image if image is not None else {"id": ref.image_id}
+    }
     if ref.annotation_extras:
-        image_metadata["annotation"] = dict(ref.annotation_extras)
+        image_metadata[ImageKey.ANNOTATION] = dict(ref.annotation_extras)
     return Sample(
         reference_id=item,
         width=width,
@@ -350,33 +371,48 @@ def check_area_and_bbox(
 
 
 def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemError]:
-    """Schema problems of the panoptic JSON (at most 100), each naming its JSON path."""
+    """Schema problems of the panoptic JSON (at most 100), each naming its JSON path; the
+    file is streamed, never loaded whole."""
     json_path = find_json(path)
-    document = read_json(json_path)
-    for problem in schemas.problems(schemas.COCO_PANOPTIC, document)[:100]:
+    if json_root(json_path) == "list":  # a bare segments_info list: its items are the document
+        return
+    arrays = {"images": "image", "annotations": "annotation"}  # streamed, one at a time
+    for problem in streamed_schema_problems(shipped.COCO_PANOPTIC, json_path, arrays):
         yield ItemError(problem, rule="schema", file=str(json_path))
 
 
-def detect(path: Path) -> bool:
-    """A JSON with panoptic ``segments_info`` annotations (or a folder with one)."""
-    try:
-        json_path = find_json(path)
-    except InputError:
-        return False
-    if json_path.suffix != ".json":
-        return False
-    return b'"segments_info"' in read_head(json_path)
+def detect(path: Path) -> Detection:
+    """A JSON whose first annotation has panoptic ``segments_info`` (or a folder holding one);
+    a bare ``segments_info`` list is a maybe (it needs ``--png-dir`` and ``--categories``)."""
+    if path.is_dir():
+        candidates = panoptic_candidates(path)
+        if not candidates:
+            return Detection(Confidence.NO)
+        names = tuple(str(p.relative_to(path)) for p in candidates)
+        return Detection(Confidence.CERTAIN, PANOPTIC_JSON, names if len(names) > 1 else ())
+    if is_panoptic_json(path):
+        return Detection(Confidence.CERTAIN, PANOPTIC_JSON)
+    if path.is_file() and json_root(path) == "list":
+        first = first_item_keys(path, "item")
+        if {"id", "category_id"} <= first and not first & {"image_id", "segmentation"}:
+            return Detection(Confidence.MAYBE, "a bare list of COCO panoptic segments_info")
+    return Detection(Confidence.NO)
+
+
+PANOPTIC_JSON = "a COCO panoptic JSON"
 
 
 IMPORTER = Importer(
+    schemas=shipped.SCHEMAS,
     name="coco-panoptic",
-    aliases=("coco_panoptic",),
+    aliases=("coco_panoptic", "coco"),  # "coco" is what nucleus-to-coco writes
     description="COCO panoptic: JSON + RGB PNGs (id = R + 256 G + 256^2 B, 0 = void)",
     scan=scan,
     load=load,
     detect=detect,
     check_documents=check_documents,
     options=(
+        STRICT,
         Option(
             "png-dir",
             "Folder of the panoptic PNGs (default: the JSON path without .json).",

@@ -7,36 +7,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from segconvert import (
+    RECORD_METADATA_KEYS,
     ExportContext,
     Exporter,
+    ImageKey,
+    Intervals,
     ItemError,
     MetaKey,
     Option,
     Sample,
+    area_of,
     assign_ids,
     atomic_write_json,
+    bbox_of,
     categories_to_coco,
-    encode_rle,
+    column_major,
+    decode_counts,
+    encode_runs,
     image_record,
+    intervals_by_value,
+    intervals_of,
     json_native,
-    rle_area_and_bbox,
+    runs_of,
     safe_join,
     schemas,
-    segment_stats,
+    symmetric_difference,
 )
 
-COCO_INSTANCES = "coco-instances"
-SA1B_IMAGE = "sa1b-image"
-STANDARD_METADATA = (
-    MetaKey.CATEGORY_ID,
-    MetaKey.ISCROWD,
-    MetaKey.SOURCE_ID,
-    MetaKey.VOID,
-    MetaKey.SCORE,
-)
+from . import shipped_schemas as shipped
+from .shipped_schemas import COCO_INSTANCES, COCO_RESULTS, SA1B_IMAGE
+
+RESULTS_DOCUMENT = "results"
+DOCUMENT_KEY = ImageKey.COCO_DOCUMENT
+"""``ctx.metadata[DOCUMENT_KEY] == RESULTS_DOCUMENT``: the source was a results list (set by the
+coco-rle importer; it survives Nucleus in taxonomy.json), so a results list is written."""
+CATEGORIES_FILE = "categories.json"
 
 
 @dataclass(frozen=True)
@@ -47,15 +53,46 @@ class RleRecord:
     annotations: list[dict[str, Any]]
 
 
+def writes_results(ctx: ExportContext) -> bool:
+    """Whether the output is a COCO results list (the source was one)."""
+    return ctx.metadata.get(DOCUMENT_KEY) == RESULTS_DOCUMENT and not ctx.options.get("per_image")
+
+
+def full_mask_runs(
+    visible: Intervals, hidden: Any, sample: Sample, segment_label: str
+) -> Intervals:
+    """An instance's full mask: its pixels in the index mask plus its hidden part."""
+    if hidden is None:
+        return visible
+    try:
+        if not isinstance(hidden, str):
+            raise ValueError("it is not an RLE string")
+        runs = decode_counts(hidden)
+        if int(runs.sum()) != sample.height * sample.width:
+            raise ValueError(f"its runs sum to {int(runs.sum())}, not height*width")
+    except ValueError as exc:
+        raise ItemError(
+            f"segment {segment_label!r}: bad {MetaKey.HIDDEN!r} metadata ({exc})",
+            rule="bad-segmentation",
+            item=sample.reference_id,
+        ) from None
+    return symmetric_difference(visible, intervals_of(runs))
+
+
 def annotations_for(sample: Sample, ctx: ExportContext) -> list[dict[str, Any]]:
-    """One compressed-RLE annotation per non-void segment with pixels (stuff left out with
-    ``--things-only``); ``id`` is the source's id when there was one."""
+    """One compressed-RLE annotation per non-void segment, empty ones included (stuff left out
+    with ``--things-only``): its full mask (visible + hidden pixels), the source's own ``id``,
+    ``area``, ``bbox`` and extra keys where it had them. A results list gets no key its source
+    record lacked."""
     categories = {c.id: c for c in ctx.categories}
+    results = writes_results(ctx)
+    height, width = sample.height, sample.width
     count = max([s.index for s in sample.segments], default=0) + 1
-    areas, bboxes = segment_stats(sample.mask, count)
+    _, per_index = intervals_by_value(column_major(sample.mask), count)
+    visible = list(per_index)
     annotations = []
     for segment in sample.segments:
-        if segment.is_void or not areas[segment.index]:
+        if segment.is_void:
             continue
         category = categories.get(segment.category_id)  # type: ignore[arg-type]
         if category is None:
@@ -66,12 +103,14 @@ def annotations_for(sample: Sample, ctx: ExportContext) -> list[dict[str, Any]]:
             )
         if ctx.options.get("things_only") and not category.isthing:
             continue
-        x, y, w, h = bboxes[segment.index].tolist()
-        binary = np.zeros(sample.mask.shape, dtype=np.uint8, order="F")
-        binary[y : y + h, x : x + w] = sample.mask[y : y + h, x : x + w] == segment.index
-        rle = encode_rle(binary)
-        area, bbox = rle_area_and_bbox(rle)
         metadata = segment.metadata or {}
+        full = full_mask_runs(
+            visible[segment.index], metadata.get(MetaKey.HIDDEN), sample, segment.label
+        )
+        rle = {
+            "size": [height, width],
+            "counts": encode_runs(runs_of(full, height * width), height, width),
+        }
         source_id = metadata.get(MetaKey.SOURCE_ID)
         annotation: dict[str, Any] = {
             "id": source_id
@@ -80,17 +119,23 @@ def annotations_for(sample: Sample, ctx: ExportContext) -> list[dict[str, Any]]:
             "image_id": None,
             "category_id": category.id,
             "segmentation": rle,
-            "area": area,
-            "bbox": bbox,
-            "iscrowd": int(metadata.get(MetaKey.ISCROWD, 0)),
         }
+        if results and MetaKey.SOURCE_ID not in metadata:
+            del annotation["id"]
+        for key, meta_key in (("area", MetaKey.AREA), ("bbox", MetaKey.BBOX)):
+            if meta_key in metadata:
+                annotation[key] = metadata[meta_key]
+            elif not results:  # computed only where the source had none
+                annotation[key] = area_of(full) if key == "area" else bbox_of(full, height)
+        if MetaKey.ISCROWD in metadata or not results:
+            annotation["iscrowd"] = int(metadata.get(MetaKey.ISCROWD, 0))
         if metadata.get(MetaKey.SCORE) is not None:
             annotation["score"] = metadata[MetaKey.SCORE]
         annotation.update(
             {
                 k: v
                 for k, v in metadata.items()
-                if k not in STANDARD_METADATA and k not in annotation
+                if k not in RECORD_METADATA_KEYS and k not in annotation
             }
         )
         annotations.append(json_native(annotation))
@@ -100,6 +145,15 @@ def annotations_for(sample: Sample, ctx: ExportContext) -> list[dict[str, Any]]:
 def write_item(sample: Sample, ctx: ExportContext) -> RleRecord | str:
     """Encode the item's segments; with ``--per-image`` also write its SA-1B-style file."""
     image, annotations = json_native(image_record(sample)), annotations_for(sample, ctx)
+    if writes_results(ctx):
+        for annotation in annotations:
+            probe = (
+                {**annotation, "image_id": 1}
+                if "id" not in annotation
+                else {**annotation, "id": 1, "image_id": 1}
+            )
+            schemas.validate(COCO_RESULTS, probe, "result", item=sample.reference_id)
+        return RleRecord(image, annotations)
     if not ctx.options.get("per_image"):
         probe = {**image, "id": image["id"] if image["id"] is not None else 0}
         schemas.validate(COCO_INSTANCES, probe, "image", item=sample.reference_id)
@@ -127,7 +181,7 @@ def check_dataset(ctx: ExportContext) -> None:
     """Plan stage: the categories, info and licenses make a valid instances JSON."""
     categories = [c for c in ctx.categories if c.isthing or not ctx.options.get("things_only")]
     document: dict[str, Any] = {
-        k: json_native(ctx.metadata[k]) for k in ("info", "licenses") if k in ctx.metadata
+        k: json_native(ctx.metadata[k]) for k in ImageKey.COCO_BLOCKS if k in ctx.metadata
     }
     coco_categories = categories_to_coco(categories, panoptic=False)
     document.update(images=[], annotations=[], categories=coco_categories)
@@ -140,7 +194,7 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
     categories = [c for c in ctx.categories if c.isthing or not ctx.options.get("things_only")]
     coco_categories = categories_to_coco(categories, panoptic=False)
     if ctx.options.get("per_image"):
-        path = ctx.output / "categories.json"
+        path = ctx.output / CATEGORIES_FILE
         schemas.validate(
             COCO_INSTANCES,
             {"images": [], "annotations": [], "categories": coco_categories},
@@ -156,9 +210,11 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
         for annotation in record.annotations:
             annotation["image_id"] = record.image["id"]
             annotations.append(annotation)
+    if writes_results(ctx):
+        return write_results(annotations, coco_categories, ctx)
     assign_ids(annotations)
     document: dict[str, Any] = {
-        k: json_native(ctx.metadata[k]) for k in ("info", "licenses") if k in ctx.metadata
+        k: json_native(ctx.metadata[k]) for k in ImageKey.COCO_BLOCKS if k in ctx.metadata
     }
     document.update(images=images, annotations=annotations, categories=coco_categories)
     path = ctx.output / f"{ctx.options.get('json_name') or 'instances'}.json"
@@ -167,7 +223,26 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
     return [path]
 
 
+def write_results(
+    annotations: list[dict[str, Any]], categories: list[dict[str, Any]], ctx: ExportContext
+) -> list[Path]:
+    """A results list (what ``COCO.loadRes`` reads: detections as their source had them) and,
+    next to it, the categories it refers to (read back by the importer)."""
+    path = ctx.output / f"{ctx.options.get('json_name') or 'results'}.json"
+    schemas.validate(COCO_RESULTS, [], file=str(path))
+    categories_path = ctx.output / CATEGORIES_FILE
+    schemas.validate(
+        COCO_INSTANCES,
+        {"images": [], "annotations": [], "categories": categories},
+        file=str(categories_path),
+    )
+    atomic_write_json(path, annotations)
+    atomic_write_json(categories_path, {"categories": categories})
+    return [path, categories_path]
+
+
 EXPORTER = Exporter(
+    schemas=shipped.SCHEMAS,
     name="coco-rle",
     aliases=("coco-instances", "coco_instances"),
     description="COCO instances JSON, every mask a compressed RLE (or SA-1B-style per-image JSONs)",
@@ -187,6 +262,9 @@ EXPORTER = Exporter(
             type="flag",
             default=False,
         ),
-        Option("json-name", "Stem of the output JSON.", default="instances"),
+        Option(
+            "json-name",
+            "Stem of the output JSON (default: instances, or results for a results source).",
+        ),
     ),
 )

@@ -1,17 +1,24 @@
-"""Flatten overlapping instance masks into one index mask, by an explicit rule.
+"""Flatten overlapping instances into one index mask by an explicit rule, losing nothing.
 
-Instances arrive as compressed RLEs (small); their areas come from the RLE, and each mask is
-decoded only when it is painted, so memory stays at one mask per image, not one per instance.
+Each instance arrives as the foreground intervals of its RLE (see :mod:`segconvert.rle`).
+Instances are painted in the rule's order, interval by interval, straight into a
+column-major index mask (no H x W bitmap per instance). One pass over the result then gives
+every instance's visible pixels; what an instance has under others (its hidden part) is the
+difference of its intervals and its visible ones, kept as a compressed RLE string so the way
+back can restore the full instance.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from segconvert import Intervals, area_of, encode_runs, intervals_by_value, runs_of
+from segconvert import symmetric_difference as interval_xor
 
 RULES = ("smaller-on-top", "later-on-top", "score", "error")
 """``--overlap`` choices: the smaller instance wins (default), the later one in the file wins,
@@ -20,11 +27,16 @@ the higher score wins, or any overlap fails the item."""
 
 @dataclass(frozen=True)
 class Flattened:
-    """The index mask (0 = uncovered, ``i + 1`` = instance ``i``) and what each instance kept."""
+    """The index mask (0 = uncovered, ``i + 1`` = instance ``i``) and what each instance kept.
+
+    ``hidden[i]`` is instance ``i``'s pixels under others as a compressed RLE string, or
+    ``None`` when it has none (or hidden parts were not asked for).
+    """
 
     mask: npt.NDArray[Any]
     areas: list[int]
     visible: list[int]
+    hidden: list[str | None]
 
     @property
     def occluded_pixels(self) -> int:
@@ -46,23 +58,37 @@ def draw_order(rule: str, areas: Sequence[int], scores: Sequence[float | None]) 
 
 
 def flatten(
-    count: int,
-    areas: Sequence[int],
-    decode: Callable[[int], npt.NDArray[np.uint8]],
+    instances: Sequence[Intervals],
     rule: str,
     scores: Sequence[float | None],
     shape: tuple[int, int],
     dtype: type[np.unsignedinteger[Any]],
+    *,
+    keep_hidden: bool = True,
 ) -> Flattened:
-    """Paint instances ``0..count-1`` (``decode(i)`` gives a binary H x W mask) by ``rule``.
+    """Paint ``instances`` (foreground intervals, column-major) into an H x W index mask.
 
     Raises ``ValueError`` for rule ``error`` when two instances share a pixel.
     """
-    result = np.zeros(shape, dtype=dtype)
+    height, width = shape
+    count = len(instances)
+    areas = [area_of(i) for i in instances]
+    flat = np.zeros(height * width, dtype=dtype)
     for position in draw_order(rule, areas, scores):
-        pixels = decode(position).astype(bool)
-        if rule == "error" and result[pixels].any():
-            raise ValueError(f"instance {position + 1} overlaps an earlier one (--overlap error)")
-        result[pixels] = position + 1
-    counts = np.bincount(result.ravel(), minlength=count + 1)
-    return Flattened(result, list(areas), [int(c) for c in counts[1 : count + 1]])
+        value = position + 1
+        starts, ends = instances[position]
+        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            flat[start:end] = value
+    counts, visible_intervals = intervals_by_value(flat, count + 1)
+    visible = counts[1:].tolist()
+    if rule == "error":
+        for position, (area, shown) in enumerate(zip(areas, visible, strict=True)):
+            if area > shown:
+                raise ValueError(f"instance {position + 1} overlaps another (--overlap error)")
+    hidden: list[str | None] = [None] * count
+    next(visible_intervals)  # value 0: the uncovered pixels
+    for position, shown_intervals in enumerate(visible_intervals):
+        if keep_hidden and areas[position] > visible[position]:
+            part = interval_xor(instances[position], shown_intervals)
+            hidden[position] = encode_runs(runs_of(part, flat.size), height, width)
+    return Flattened(flat.reshape(width, height).T, areas, visible, hidden)

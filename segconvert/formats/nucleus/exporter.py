@@ -27,6 +27,7 @@ from segconvert import (
     write_png,
 )
 
+from . import shipped_schemas as shipped
 from .layout import ANNOTATIONS, IMAGES, ITEMS, MASKS, TAXONOMY, is_remote
 
 MAX_SEGMENTS = 256
@@ -52,7 +53,7 @@ def check_dataset(ctx: ExportContext) -> None:
                 f"not {prefix!r}"
             )
     taxonomy = taxonomy_document(ctx.categories, ctx.metadata, ctx.void_label)
-    schemas.validate(schemas.TAXONOMY, taxonomy, file=str(ctx.output / TAXONOMY))
+    schemas.validate(shipped.TAXONOMY, taxonomy, file=str(ctx.output / TAXONOMY))
 
 
 def prepare(ctx: ExportContext) -> None:
@@ -108,7 +109,7 @@ def write_item(sample: Sample, ctx: ExportContext) -> NucleusRecord:
         "annotation_id": sample.annotation_id,
         "reference_id": ref,
     }
-    schemas.validate(schemas.NUCLEUS_ANNOTATION, line, item=ref)
+    schemas.validate(shipped.NUCLEUS_ANNOTATION, line, item=ref)
     metadata = json_native(sample.metadata)
     image = {
         "reference_id": ref,
@@ -117,7 +118,7 @@ def write_item(sample: Sample, ctx: ExportContext) -> NucleusRecord:
         "height": sample.height,
         "metadata": metadata,
     }
-    schemas.validate(schemas.IMAGE_RECORD, image, item=ref)
+    schemas.validate(shipped.IMAGE_RECORD, image, item=ref)
     item_line = None
     image_prefix = ctx.options.get("image_url_prefix")
     if image_prefix:
@@ -128,7 +129,7 @@ def write_item(sample: Sample, ctx: ExportContext) -> NucleusRecord:
             "height": sample.height,
             "image_url": image_prefix.rstrip("/") + "/" + (sample.file_name or f"{ref}.jpg"),
         }
-        schemas.validate(schemas.NUCLEUS_ITEM, item, item=ref)
+        schemas.validate(shipped.NUCLEUS_ITEM, item, item=ref)
         item_line = json.dumps(item)
     write_png(path, mask)
     return NucleusRecord(json.dumps(line), json.dumps(image), item_line)
@@ -170,12 +171,26 @@ def write_dataset(records: Iterable[NucleusRecord], ctx: ExportContext) -> list[
             if with_items and record.item_line is not None:
                 handles[2].write(record.item_line + "\n")
     taxonomy = taxonomy_document(ctx.categories, ctx.metadata, ctx.void_label)
-    schemas.validate(schemas.TAXONOMY, taxonomy, file=str(out / TAXONOMY))
+    schemas.validate(shipped.TAXONOMY, taxonomy, file=str(out / TAXONOMY))
     atomic_write_json(out / TAXONOMY, taxonomy, indent=2)
     return [*paths, out / TAXONOMY]
 
 
+def next_steps(ctx: ExportContext) -> list[str]:
+    """Where the masks must go before the annotations can be loaded into Nucleus."""
+    prefix = ctx.options.get("mask_url_prefix")
+    annotations = ctx.output / ANNOTATIONS
+    if prefix:
+        target = prefix.rstrip("/") + "/" + MASKS + "/"
+        return [
+            f"upload {ctx.output / MASKS}/ to {target} (every mask_url points there)",
+            f"then load {annotations} with the Nucleus SDK (dataset.annotate)",
+        ]
+    return [f"load {annotations} with the Nucleus SDK: its mask_urls are local files"]
+
+
 EXPORTER = Exporter(
+    schemas=shipped.SCHEMAS,
     name="nucleus",
     description="Scale Nucleus: annotations.jsonl + mode L mask PNGs (+ taxonomy for the way back)",
     write_item=write_item,
@@ -198,6 +213,8 @@ EXPORTER = Exporter(
             "Write local mask_url paths relative to the output folder instead of absolute.",
             type="flag",
             default=False,
+            excludes=("mask-url-prefix",),
         ),
     ),
+    next_steps=next_steps,
 )

@@ -15,25 +15,33 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
+import numpy.typing as npt
+
 from segconvert import (
     DEFAULT_VOID_LABEL,
+    STRICT,
     Category,
+    Confidence,
     Dataset,
     Importer,
     InputError,
     ItemError,
     MetaKey,
     Option,
+    RejectedItem,
     Sample,
     Segment,
     json_lines,
     read_json,
     read_png,
+    reject,
     safe_join,
     schemas,
 )
 
-from .layout import ANNOTATIONS, IMAGES, ITEMS, MASKS, TAXONOMY, is_remote
+from . import shipped_schemas as shipped
+from .layout import ANNOTATIONS, IMAGES, ITEMS, TAXONOMY, is_remote
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,7 @@ def iter_rows(path: Path) -> Iterator[tuple[int, Any]]:
             raise InputError(f"{path}: expected a JSON list of annotation objects", file=str(path))
         yield from ((i + 1, row) for i, row in enumerate(document))
         return
-    yield from json_lines(path)
+    yield from json_lines(path)  # a malformed line comes as its InputError
 
 
 def normalise_row(row: Any) -> Any:
@@ -96,7 +104,7 @@ def normalise_row(row: Any) -> Any:
 def load_taxonomy(path: Path) -> tuple[list[Category], dict[str, Any], str]:
     """Categories, dataset metadata and void label from a ``taxonomy.json``."""
     document = read_json(path)
-    found = schemas.problems(schemas.TAXONOMY, document)
+    found = schemas.problems(shipped.TAXONOMY, document)
     if found:
         raise InputError(f"{path}: not a valid taxonomy: {found[0]}", file=str(path))
     categories = [
@@ -162,8 +170,11 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
         strict=bool(options.get("strict")),
     )
 
-    def refs() -> Iterator[NucleusRef]:
+    def refs() -> Iterator[NucleusRef | RejectedItem]:
         for lineno, row in iter_rows(annotations_file):
+            if isinstance(row, InputError):  # one bad line fails one item, not the run
+                yield reject(f"line-{lineno}", "bad-json", str(row), file=str(annotations_file))
+                continue
             row = normalise_row(row)
             ref_id = row.get("reference_id") if isinstance(row, dict) else None
             ref_id = str(ref_id) if ref_id is not None else f"line-{lineno}"
@@ -178,15 +189,23 @@ def load_image_records(path: Path) -> dict[str, Any]:
         return {}
     records = {}
     for _, record in json_lines(path):
+        if isinstance(record, InputError):
+            raise record
         if isinstance(record, dict) and "reference_id" in record:
             records[str(record["reference_id"])] = record
     return records
 
 
 def resolve_mask(url: str, ctx: NucleusContext, item: str) -> Path:
-    """The local file behind a ``mask_url``; never a file outside the dataset folder."""
+    """The local file behind a ``mask_url``; never a file outside the dataset folder (or
+    ``--mask-dir``).
+
+    A remote URL, or an absolute path outside both, is found by the longest tail of its path
+    that exists under one of them; failing that, the error says which case it is.
+    """
     bases = [b for b in (ctx.mask_dir, ctx.root) if b is not None]
-    if is_remote(url):
+    remote = is_remote(url)
+    if remote:
         parts = PurePosixPath(urlparse(url).path).parts[1:]
     else:
         local = Path(url)
@@ -196,18 +215,66 @@ def resolve_mask(url: str, ctx: NucleusContext, item: str) -> Path:
             if local.resolve().is_relative_to(base.resolve()):
                 return local
         parts = local.parts[1:]
-    # Match the longest tail of the URL path that exists under a base folder.
     for start in range(len(parts)):
         tail = "/".join(parts[start:])
         for base in bases:
             candidate = safe_join(base, tail, item=item)
             if candidate.is_file():
                 return candidate
-    if ctx.mask_dir is None and parts:
-        return safe_join(ctx.root, f"{MASKS}/{parts[-1]}", item=item)
-    raise ItemError(
-        f"mask {url!r} not found under {', '.join(map(str, bases))}", rule="png-missing", item=item
+    searched = " or ".join(str(b) for b in bases)
+    where = (
+        "is remote and has no local copy"
+        if remote
+        else f"is outside the dataset folder {ctx.root}"
+        + (f" and --mask-dir {ctx.mask_dir}" if ctx.mask_dir is not None else "")
     )
+    raise ItemError(
+        f"mask_url {url!r} {where}; no file of that name under {searched}: pass "
+        "--mask-dir FOLDER holding the mask PNGs",
+        rule="mask-url",
+        item=item,
+    )
+
+
+def unlisted_as_void(
+    mask: npt.NDArray[np.uint8], segments: list[Segment], ctx: NucleusContext, item: str, file: str
+) -> tuple[npt.NDArray[np.uint8], list[Segment], list[dict[str, Any]]]:
+    """Mask values with no Segment: void (merged into the void segment, or one is added),
+    with a note; under ``strict``, an ``unlisted-index`` error. Nucleus's SDK accepts such
+    masks (its own test mask lists only indices 1 and 2)."""
+    listed = {s.index for s in segments}
+    top = int(mask.max()) if mask.size else 0
+    if listed.issuperset(range(top + 1)):
+        return mask, segments, []
+    counts = np.bincount(mask.ravel(), minlength=256)
+    unlisted = [v for v in np.flatnonzero(counts).tolist() if v not in listed]
+    if not unlisted:
+        return mask, segments, []
+    if ctx.strict:
+        raise ItemError(
+            f"mask values without a segment: {unlisted[:10]}",
+            rule="unlisted-index",
+            item=item,
+            file=file,
+        )
+    void = next((s for s in segments if s.is_void), None)
+    if void is None:
+        void = Segment(ctx.void_label, unlisted[0], {MetaKey.VOID: True})
+        segments = [void, *segments]
+    remap = [v for v in unlisted if v != void.index]
+    if remap:
+        table = np.arange(256, dtype=np.uint8)
+        table[remap] = void.index
+        mask = table[mask]
+    pixels = int(counts[unlisted].sum())
+    note = {
+        "rule": "unlisted-index",
+        "values": unlisted,
+        "pixels": pixels,
+        "message": f"mask value(s) {unlisted[:10]} ({pixels} pixels) have no Segment: read as "
+        f"void (index {void.index}); --strict refuses them",
+    }
+    return mask, segments, [note]
 
 
 def to_segment(raw: Any, ctx: NucleusContext, item: str) -> Segment:
@@ -236,7 +303,7 @@ def load(ref: NucleusRef, ctx: NucleusContext) -> Sample:
     """Read one annotation's mask and segments."""
     item = ref.reference_id
     annotation = ref.annotation
-    profile = schemas.NUCLEUS_ANNOTATION if ctx.strict else schemas.NUCLEUS_ANNOTATION_INPUT
+    profile = shipped.NUCLEUS_ANNOTATION if ctx.strict else shipped.NUCLEUS_ANNOTATION_INPUT
     found = schemas.problems(profile, annotation)
     if found:
         raise ItemError(
@@ -268,6 +335,7 @@ def load(ref: NucleusRef, ctx: NucleusContext) -> Sample:
             file=str(path),
         )
     segments = [to_segment(s, ctx, item) for s in raw_segments]
+    mask, segments, notes = unlisted_as_void(mask, segments, ctx, item, str(path))
     return Sample(
         reference_id=item,
         width=width,
@@ -277,6 +345,8 @@ def load(ref: NucleusRef, ctx: NucleusContext) -> Sample:
         annotation_id=annotation.get("annotation_id"),
         file_name=image.get("file_name"),
         metadata=dict(image.get("metadata") or {}),
+        notes=notes,
+        mask_file=str(path),
     )
 
 
@@ -284,12 +354,15 @@ def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemErro
     """Schema problems of taxonomy.json, images.jsonl and items.jsonl next to the annotations."""
     root = find_annotations(path).parent
     if (root / TAXONOMY).is_file():
-        for problem in schemas.problems(schemas.TAXONOMY, read_json(root / TAXONOMY)):
+        for problem in schemas.problems(shipped.TAXONOMY, read_json(root / TAXONOMY)):
             yield ItemError(problem, rule="schema", file=str(root / TAXONOMY))
-    for name, schema in ((IMAGES, schemas.IMAGE_RECORD), (ITEMS, schemas.NUCLEUS_ITEM)):
+    for name, schema in ((IMAGES, shipped.IMAGE_RECORD), (ITEMS, shipped.NUCLEUS_ITEM)):
         if not (root / name).is_file():
             continue
         for lineno, record in json_lines(root / name):
+            if isinstance(record, InputError):
+                yield ItemError(str(record), rule="bad-json", file=str(root / name))
+                continue
             item = record.get("reference_id") if isinstance(record, dict) else None
             for problem in schemas.problems(schema, record):
                 yield ItemError(
@@ -297,21 +370,22 @@ def check_documents(path: Path, options: Mapping[str, Any]) -> Iterator[ItemErro
                 )
 
 
-def detect(path: Path) -> bool:
+def detect(path: Path) -> Confidence:
     """A folder with annotations.jsonl, or a .jsonl file whose first line has a mask_url."""
     if path.is_dir():
-        return (path / ANNOTATIONS).is_file()
+        return Confidence.CERTAIN if (path / ANNOTATIONS).is_file() else Confidence.NO
     if path.suffix == ".jsonl":
         with path.open(encoding="utf-8") as handle:
             first = handle.readline()
         try:
-            return "mask_url" in json.loads(first)
+            return Confidence.CERTAIN if "mask_url" in json.loads(first) else Confidence.NO
         except (ValueError, TypeError):
-            return False
-    return False
+            return Confidence.NO
+    return Confidence.NO
 
 
 IMPORTER = Importer(
+    schemas=shipped.SCHEMAS,
     name="nucleus",
     description="Scale Nucleus segmentation: annotations.jsonl / JSON list / export rows + masks",
     scan=scan,
@@ -319,6 +393,7 @@ IMPORTER = Importer(
     detect=detect,
     check_documents=check_documents,
     options=(
+        STRICT,
         Option(
             "mask-dir",
             "Folder holding the mask PNGs (default: next to the annotations).",
