@@ -111,9 +111,8 @@ def test_a_signal_ends_the_run_in_one_line_and_resume_finishes_it(
     assert process.returncode == exit_code, stderr
     lines = stderr.strip().splitlines()
     name = signal.Signals(signal_number).name
-    assert lines == [
-        f"segconvert: interrupted by {name}; rerun the same command with --resume to continue"
-    ]
+    assert len(lines) == 1, stderr
+    assert f"interrupted by {name}" in lines[0] and "--resume" in lines[0]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(running(pid) for pid in workers):
         time.sleep(0.05)
