@@ -69,6 +69,9 @@ from segconvert.jsonstream import (
 )
 from segconvert.masks import (
     MAX_IMAGE_PIXELS,
+    check_canvas,
+    check_points,
+    check_polygon,
     compressed_rle,
     decode_compressed_rle,
     decode_segmentation,
@@ -171,6 +174,9 @@ __all__ = [
     "build_registry",
     "categories_from_coco",
     "categories_to_coco",
+    "check_canvas",
+    "check_points",
+    "check_polygon",
     "compressed_rle",
     "convert",
     "decode_compressed_rle",
@@ -185,6 +191,7 @@ __all__ = [
     "json_first_item",
     "json_lines",
     "json_native",
+    "json_lines",
     "json_root",
     "json_sections",
     "json_stream",

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from segconvert import schemas
+from segconvert import executors, schemas
 from segconvert.activity import listening_to_activity
 from segconvert.cli_options import (
     FormatOptionsCommand,
@@ -26,6 +26,7 @@ from segconvert.cli_options import (
 )
 from segconvert.convert import convert
 from segconvert.errors import SegconvertError, UsageError
+from segconvert.executors import EXECUTORS, signals_interrupt
 from segconvert.inspect_commands import add_inspection_commands, subset_options
 from segconvert.manager import third_party_disabled_by_env
 from segconvert.registry import FormatOption, Registry, Side, build_registry
@@ -54,6 +55,26 @@ def _run_options(entries: Sequence[FormatOption]) -> Callable[[Any], Any]:
                     type=click.IntRange(min=1),
                     default=None,
                     help="Worker processes (default: every core; 1 = in-process).",
+                ),
+                click.option(
+                    "--executor",
+                    type=click.Choice(EXECUTORS),
+                    default="local",
+                    show_default=True,
+                    help="Where items are converted: this machine (--jobs processes) or a "
+                    "Dask cluster (needs segconvert[dask]).",
+                ),
+                click.option(
+                    "--scheduler",
+                    metavar="tcp://HOST:PORT",
+                    help="With --executor dask: join this scheduler (default: start a local "
+                    "cluster of --jobs workers).",
+                ),
+                click.option(
+                    "--item-timeout",
+                    type=click.FloatRange(min=0, min_open=True),
+                    metavar="SECONDS",
+                    help="Stop an item that takes longer and report it (item-timeout).",
                 ),
                 click.option("--fail-fast", is_flag=True, help="Stop at the first failing item."),
                 click.option(
@@ -131,6 +152,7 @@ def _run_conversion(
     params: dict[str, Any],
 ) -> None:
     jobs = params.pop("jobs")
+    execution = {k: params.pop(k) for k in ("executor", "scheduler", "item_timeout")}
     fail_fast = params.pop("fail_fast")
     overwrite = params.pop("overwrite")
     resume = params.pop("resume")
@@ -151,7 +173,7 @@ def _run_conversion(
     display = ConversionDisplay(source) if show_progress else None
     watching = listening_to_activity(display.scanning) if display else contextlib.nullcontext()
     try:
-        with watching:
+        with watching, signals_interrupt():
             if display:
                 display.scanning()
             report = convert(
@@ -168,15 +190,21 @@ def _run_conversion(
                 progress=display.progress if display else None,
                 storage_options=storage_options,
                 **transform_options,
+                **execution,
                 **subset_and_plan,
             )
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, click.exceptions.Abort, executors.Interrupted) as stop:
         if display:
             display.close()
-        raise Interrupted(
-            f"interrupted; {output} keeps what was finished: run the same command with "
-            "--resume to continue"
-        ) from None
+        name, number = "SIGINT", 2
+        if isinstance(stop, executors.Interrupted):
+            name, number = stop.signal_name, stop.signal_number
+        interrupted = Interrupted(
+            f"interrupted by {name}; {output} keeps what was finished: run the same command "
+            "with --resume to continue"
+        )
+        interrupted.exit_code = 128 + number
+        raise interrupted from None
     finally:
         if display:
             display.close()
@@ -188,7 +216,7 @@ def _run_conversion(
 
 
 class Interrupted(SegconvertError):
-    """Ctrl-C during a conversion."""
+    """Ctrl-C (exit 130) or SIGTERM (exit 143) during a conversion."""
 
     exit_code = 130
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from segconvert import storage
 from segconvert.errors import OutputError
-from segconvert.executors import default_jobs
+from segconvert.executors import default_jobs, make_executor
 from segconvert.ownership import check_output
 from segconvert.plan import ConversionPlan, plan_conversion, split_options
 from segconvert.registry import Registry
@@ -66,6 +66,9 @@ def convert(
     label_map: str | os.PathLike[str] | LabelMap | None = None,
     on_overflow: OverflowPolicy | str = OverflowPolicy.ERROR,
     void_label: str | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    item_timeout: float | None = None,
     limit: int | None = None,
     items: str | os.PathLike[str] | Collection[str] | None = None,
     dry_run: bool = False,
@@ -93,6 +96,12 @@ def convert(
             with more segments than the target holds (Nucleus: 256).
         void_label: label of the void Segment (default ``"void"``; ``"background"`` in
             instance mode).
+        executor: where per-item work runs: ``"local"`` (this process or a pool of ``jobs``
+            processes) or ``"dask"`` (see :mod:`segconvert.executors`).
+        scheduler: with ``"dask"``, the address of a running scheduler (``tcp://HOST:PORT``);
+            ``None`` starts a local cluster of ``jobs`` workers.
+        item_timeout: seconds one item may take before it is stopped and reported
+            (``item-timeout``); ``None`` means no limit.
         limit: convert only the first ``limit`` items (see :mod:`segconvert.subset`).
         items: convert only these reference ids: a file with one per line, or a collection;
             a listed id the source lacks is a failed item (rule ``item-not-found``).
@@ -109,6 +118,7 @@ def convert(
             category, ...); nothing is written in that case.
     """
     started = time.perf_counter()
+    make_executor(executor, jobs=jobs or 1, scheduler=scheduler, item_timeout=item_timeout)
     previous_options = storage.current_options()
     storage.configure(storage_options)
     try:
@@ -130,7 +140,16 @@ def convert(
         )
         if dry_run:
             return dry_run_report(plan, started)
-        return run_plan(plan, jobs=jobs, fail_fast=fail_fast, progress=progress, started=started)
+        return run_plan(
+            plan,
+            jobs=jobs,
+            fail_fast=fail_fast,
+            progress=progress,
+            started=started,
+            executor=executor,
+            scheduler=scheduler,
+            item_timeout=item_timeout,
+        )
     except OSError as exc:  # anything the storage helpers did not already put in words
         raise OutputError(storage.describe_os_error(exc, "cannot use")) from None
     finally:

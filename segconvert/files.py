@@ -1,5 +1,8 @@
 """File helpers shared by the host and plugins: atomic writes, safe paths, JSON reading.
 
+The JSON readers (``read_json``, ``parse_json_line``, ``json_lines``, ``json_stream``,
+``json_sections``) are :mod:`segconvert.jsonio`'s, kept here under their public names.
+
 Nothing segconvert writes is ever half-written: every file goes to a temporary name in the
 same folder and is renamed into place. Paths taken from input documents are untrusted and
 must stay inside the dataset folder.
@@ -7,17 +10,16 @@ must stay inside the dataset folder.
 
 from __future__ import annotations
 
-import io
 import json
-import os
-from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 
-import ijson
-
-from segconvert.activity import ReportingReader
-from segconvert.errors import InputError, ItemError
+from segconvert.errors import ItemError
+from segconvert.jsonio import json_lines as json_lines
+from segconvert.jsonio import json_sections as json_sections
+from segconvert.jsonio import json_stream as json_stream
+from segconvert.jsonio import load_json
+from segconvert.jsonio import parse_json_line as parse_json_line
 from segconvert.storage import (
     TEMPORARY_PREFIX,
     TEMPORARY_SUFFIX,
@@ -81,45 +83,9 @@ def safe_join(root: Path, relative: str, *, item: str | None = None) -> Path:
 
 
 def read_json(path: Path) -> Any:
-    """Parse a JSON file; malformed JSON raises :class:`InputError` naming file, line and column."""
-    try:
-        with open_input(path) as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-            file=str(path),
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason})", file=str(path)) from None
-
-
-def parse_json_line(line: str, path: Path, lineno: int) -> Any:
-    """Parse one JSON-lines record; errors name the file, line and column."""
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: invalid JSON at line {lineno}, column {exc.colno}: {exc.msg}",
-            file=str(path),
-        ) from None
-
-
-def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
-    """``(line number, value)`` for every non-blank line of a JSON-lines file.
-
-    A malformed line does not stop the reading: its value is the :class:`InputError` naming
-    file, line and column, so a caller can report every bad line (``validate``) or reject
-    just that item, and still read the good ones.
-    """
-    with open_input(path) as raw, io.TextIOWrapper(raw, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, parse_json_line(line, path, lineno)
-            except InputError as exc:
-                yield lineno, exc
+    """Parse a JSON file whole, with the limits of :mod:`segconvert.jsonio` (size, depth,
+    NaN, duplicate keys, UTF-8); a fault raises :class:`InputError` ``file:line:column: ...``."""
+    return load_json(path)
 
 
 _INFINITY = float("inf")
@@ -146,49 +112,6 @@ def json_native(value: Any) -> Any:
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         raise ValueError(f"{value} is not valid JSON")
     return value
-
-
-def _json_error(path: Path, exc: Exception) -> InputError:
-    """An InputError naming line and column: the stdlib parser locates what ijson found."""
-    try:
-        read_json(path)
-    except InputError as located:
-        return located
-    return InputError(f"{path}: invalid JSON ({exc})", file=str(path))
-
-
-def _reporting(handle: IO[bytes], path: Path) -> ReportingReader:
-    """``handle`` telling the activity listener how far it has read ``path``."""
-    try:
-        total: int | None = os.fstat(handle.fileno()).st_size
-    except (OSError, AttributeError, io.UnsupportedOperation):  # an object on a remote store
-        total = None
-    return ReportingReader(handle, f"reading {path.name}", total)
-
-
-def json_sections(path: Path, keys: Iterable[str]) -> dict[str, Any]:
-    """The top-level ``keys`` of a large JSON object that are present, parsed without loading
-    the rest (ijson, one streaming pass per key). Each pass reads the whole file, so a syntax
-    error anywhere is reported here, with line and column, before any work starts."""
-    sections: dict[str, Any] = {}
-    try:
-        for key in keys:
-            with open_input(path) as handle:
-                reader = _reporting(handle, path)
-                for value in ijson.items(reader, key, use_float=True):
-                    sections[key] = value
-    except (ijson.JSONError, UnicodeDecodeError) as exc:
-        raise _json_error(path, exc) from None
-    return sections
-
-
-def json_stream(path: Path, prefix: str) -> Iterator[Any]:
-    """The items under ``prefix`` (e.g. ``"annotations.item"``), one at a time."""
-    try:
-        with open_input(path) as handle:
-            yield from ijson.items(_reporting(handle, path), prefix, use_float=True)
-    except (ijson.JSONError, UnicodeDecodeError) as exc:
-        raise _json_error(path, exc) from None
 
 
 def read_head(path: Path, size: int = 1 << 20) -> bytes:

@@ -15,7 +15,7 @@ from typing import Any
 
 from segconvert import storage
 from segconvert.descriptors import ExportContext
-from segconvert.errors import ItemError, OutputError
+from segconvert.errors import InputError, ItemError, OutputError
 from segconvert.model import ItemRef, RejectedItem, Sample, reference_file, reference_id
 from segconvert.transforms import SkipItem, Transform
 
@@ -101,6 +101,10 @@ class ItemJob:
             if exc.item is None:
                 exc.item = reference_id(ref)
             return ItemResult.failed(exc.to_record())
+        except InputError as exc:  # a file of this item only (e.g. its JSON) is unreadable
+            rule = getattr(exc, "rule", "unreadable-input")
+            error = {"item": reference_id(ref), "file": exc.file, "rule": rule}
+            return ItemResult.failed({**error, "message": str(exc)})
         except OutputError:
             raise  # the output cannot be written (full disk, read-only): the run stops
         except OSError as exc:

@@ -8,6 +8,7 @@ header is read first: the mode (a palette image is not an id map) and the size
 from __future__ import annotations
 
 import io
+import math
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -318,6 +319,78 @@ def segment_stats(
     return areas, bboxes
 
 
+# ---------------------------------------------------------------- values before native code
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def check_canvas(width: Any, height: Any) -> tuple[int, int]:
+    """``(width, height)`` as ints, if they make an image segconvert will allocate.
+
+    Both must be positive integers and ``width * height`` at most :data:`MAX_IMAGE_PIXELS`
+    (every declared size -- a JSON ``width``/``height``, an RLE ``size``, a polygons file's
+    ``imgWidth``/``imgHeight`` -- passes here before any array is made). Raises ``ValueError``.
+    """
+    if not (_is_int(width) and _is_int(height)):
+        raise ValueError(f"image size {width!r}x{height!r} is not a pair of integers")
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size {width}x{height} is empty")
+    if int(width) * int(height) > MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"image size {width}x{height} exceeds the limit of {MAX_IMAGE_PIXELS} pixels"
+        )
+    return int(width), int(height)
+
+
+def check_polygon(coordinates: Sequence[Any], width: int, height: int) -> list[float]:
+    """One flat polygon ``[x1, y1, x2, y2, ...]`` as floats, if native code may draw it.
+
+    Every coordinate must be a finite number (not a bool) and lie within one image size of
+    the image (``-width <= x <= 2 * width``, likewise y): pycocotools segfaults on NaN,
+    infinity or coordinates near 3e8 and allocates in proportion to the outline's length.
+    Raises ``ValueError`` naming the first bad value.
+    """
+    if len(coordinates) % 2:
+        raise ValueError("a polygon must be a list of an even number of coordinates")
+    values = []
+    for position, value in enumerate(coordinates):
+        if not _is_number(value):
+            raise ValueError(f"polygon coordinate {value!r} is not a number")
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"polygon coordinate {value!r} is not finite")
+        side = width if position % 2 == 0 else height
+        if not -side <= number <= 2 * side:
+            axis = "x" if position % 2 == 0 else "y"
+            raise ValueError(
+                f"polygon {axis} = {value!r} lies far outside the {width}x{height} image"
+            )
+        values.append(number)
+    return values
+
+
+def check_points(points: Any, width: int, height: int) -> list[tuple[float, float]]:
+    """A polygon as ``[[x, y], ...]`` (Cityscapes) as float pairs, checked as
+    :func:`check_polygon` checks a flat one; a point that is not a pair raises ``ValueError``."""
+    if not isinstance(points, (list, tuple)):
+        raise ValueError("a polygon must be a list of [x, y] points")
+    flat: list[Any] = []
+    for point in points:
+        if not isinstance(point, (list, tuple)) or len(point) != 2:
+            raise ValueError(f"polygon point {point!r} is not an [x, y] pair")
+        flat.extend(point)
+    values = check_polygon(flat, width, height)
+    return list(zip(values[::2], values[1::2], strict=True))
+
+
 # ---------------------------------------------------------------- COCO RLE (via pycocotools)
 
 
@@ -378,6 +451,7 @@ def compressed_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]
     """
     from pycocotools import mask as mask_utils
 
+    width, height = check_canvas(width, height)
     if isinstance(segmentation, list):
         return _polygons_rle(segmentation, height, width)
     if (
@@ -412,10 +486,9 @@ def _polygons_rle(polygons: list[Any], height: int, width: int) -> dict[str, Any
 
     rings = []
     for ring in polygons:
-        if not isinstance(ring, list) or len(ring) % 2:
+        if not isinstance(ring, list):
             raise ValueError("a polygon must be a list of an even number of coordinates")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ring):
-            raise ValueError("polygon coordinates must be numbers")
+        ring = check_polygon(ring, width, height)
         if len(ring) >= 2:
             # pycocotools takes a first ring of exactly 4 numbers for a bbox: pad short rings
             # by repeating the last point (same shape, never a bbox).

@@ -325,7 +325,7 @@ def take_ownership(
         resumable = resume and has_journal(output)
         if overwrite and not resumable:
             _remove(output, ours)
-        _remove_temporaries(output)
+        remove_temporaries(output)
         write_manifest(output, Manifest(sorted(foreign), [], complete=False))
     except BaseException:
         lock.release()
@@ -354,7 +354,7 @@ def _remove(output: Path, names: Iterable[str]) -> None:
             remove(output / name)
 
 
-def _remove_temporaries(output: Path) -> None:
+def remove_temporaries(output: Path) -> None:
     """Delete temporary files a killed run left behind (only names segconvert makes)."""
     if is_remote(output):
         return  # remote writes spool locally: nothing partial is ever stored

@@ -20,12 +20,12 @@ from typing import Any
 from segconvert import schemas, storage
 from segconvert.blame import blame
 from segconvert.errors import ItemError, PluginError
-from segconvert.executors import default_jobs, run_items
+from segconvert.executors import Executor, default_jobs, make_executor
 from segconvert.items import FinishedItem, ItemJob, ItemResult, ItemStatus, unique_references
 from segconvert.journal import Journal, check_resumed, has_journal
 from segconvert.main_guard import check_main_guard
 from segconvert.model import ItemRef, RejectedItem, reference_id
-from segconvert.ownership import take_ownership
+from segconvert.ownership import remove_temporaries, take_ownership
 from segconvert.plan import ConversionPlan
 from segconvert.storage import atomic_open
 
@@ -194,6 +194,9 @@ def run_plan(
     fail_fast: bool = False,
     progress: Progress | None = None,
     started: float | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    item_timeout: float | None = None,
     start_method: str | None = None,
 ) -> ConversionReport:
     """Run every item of ``plan``, write the aggregate files and the reports.
@@ -204,10 +207,27 @@ def run_plan(
         progress: called after every item with ``(items done, total or None)``.
         started: the ``time.perf_counter()`` the conversion began at (default: now), so the
             report's time includes planning.
+        executor: ``"local"`` (this process or ``jobs`` worker processes) or ``"dask"``.
+        scheduler: with ``"dask"``, a running scheduler's address (default: a local cluster
+            of ``jobs`` workers).
+        item_timeout: seconds one item may take before it is stopped and reported.
         start_method: how worker processes start (see :func:`segconvert.executors.run_items`).
     """
     started = time.perf_counter() if started is None else started
-    if (jobs or default_jobs()) > 1:
+    jobs = jobs or default_jobs()
+    if storage.in_memory(plan.source) or storage.in_memory(plan.output):
+        jobs = 1  # a memory:// filesystem lives in this process only
+    remote = storage.is_remote(plan.source) or storage.is_remote(plan.output)
+    if remote and start_method is None:
+        start_method = "spawn"  # fsspec's async clients do not survive a fork
+    runner = make_executor(
+        executor,
+        jobs=jobs,
+        scheduler=scheduler,
+        item_timeout=item_timeout,
+        start_method=start_method,
+    )
+    if jobs > 1:
         check_main_guard()  # before anything is written
     ownership = take_ownership(
         plan.output,
@@ -218,7 +238,7 @@ def run_plan(
     )
     storage.guard_output(ownership.guard)
     try:
-        return _run_owned(plan, ownership, jobs, fail_fast, progress, started, start_method)
+        return _run_owned(plan, ownership, runner, fail_fast, progress, started)
     finally:
         storage.guard_output(None)
         ownership.release()
@@ -227,11 +247,10 @@ def run_plan(
 def _run_owned(
     plan: ConversionPlan,
     ownership: Any,
-    jobs: int | None,
+    runner: Executor,
     fail_fast: bool,
     progress: Progress | None,
     started: float,
-    start_method: str | None,
 ) -> ConversionReport:
     exporter, context, dataset = plan.exporter, plan.context, plan.dataset
     journal = Journal.open(
@@ -268,11 +287,6 @@ def _run_owned(
             with blame(plan.exporter_provider, exporter.name, "prepare"):
                 exporter.prepare(context)
         assert dataset.loader is not None
-        remote = storage.is_remote(plan.source) or storage.is_remote(plan.output)
-        if storage.in_memory(plan.source) or storage.in_memory(plan.output):
-            jobs = 1  # a memory:// filesystem lives in this process only
-        if remote and start_method is None:
-            start_method = "spawn"  # fsspec's async clients do not survive a fork
         job = ItemJob(
             dataset.loader,
             dataset.context,
@@ -283,7 +297,7 @@ def _run_owned(
             guard=ownership.guard,
         )
         refs = _resumable(unique_references(plan.subset.select(dataset.items)), journal, listed)
-        feed = RecordFeed(run_items(job, refs, jobs, start_method), on_result)
+        feed = RecordFeed(runner.map(job, refs), on_result)
         with blame(plan.exporter_provider, exporter.name, "write_dataset"):
             report.files = list(exporter.write_dataset(feed, context) or [])
         if not feed.exhausted:
@@ -292,6 +306,7 @@ def _run_owned(
                 f"without reading all its records (only {done} item(s) ran); "
                 "an exporter must consume every record it is given"
             )
+        remove_temporaries(plan.output)  # a worker killed mid-write leaves its temporary
     except BaseException:
         journal.close(completed=False)
         raise

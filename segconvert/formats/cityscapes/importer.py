@@ -31,6 +31,8 @@ from segconvert import (
     Sample,
     Segment,
     UsageError,
+    check_canvas,
+    check_points,
     is_remote_location,
     location,
     read_json,
@@ -49,7 +51,6 @@ from .labels import (
 )
 from .layout import FILE_NAME, SOURCE_TYPES, city_of
 
-MAX_POLYGON_SIDE = 1 << 15
 INSTANCES_PER_CLASS = 1000
 """Instance ``k`` of class ``c`` is ``c * 1000 + k`` (cityscapesScripts' encoding)."""
 
@@ -218,7 +219,7 @@ def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
     the next class."""
     document = read_json(path)
     try:
-        width, height = int(document["imgWidth"]), int(document["imgHeight"])
+        width, height = document["imgWidth"], document["imgHeight"]
         objects = document["objects"]
     except (KeyError, TypeError, ValueError):
         raise ItemError(
@@ -227,13 +228,10 @@ def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
             item=item,
             file=str(path),
         ) from None
-    if not (0 < width <= MAX_POLYGON_SIDE and 0 < height <= MAX_POLYGON_SIDE):
-        raise ItemError(
-            f"image size {width}x{height} out of range",
-            rule="png-too-large",
-            item=item,
-            file=str(path),
-        )
+    try:
+        check_canvas(width, height)
+    except ValueError as exc:
+        raise ItemError(str(exc), rule="image-too-large", item=item, file=str(path)) from None
     by_name = table.by_name
     image = Image.new("I", (width, height), table.unlabeled.id)
     drawer = ImageDraw.Draw(image)
@@ -267,7 +265,12 @@ def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
                 )
             value = label.id * INSTANCES_PER_CLASS + number
             instances[name] = number + 1
-        points = [tuple(p) for p in obj.get("polygon", [])]
+        try:
+            points = check_points(obj.get("polygon", []), width, height)
+        except ValueError as exc:
+            raise ItemError(
+                f"object {obj.get('label')!r}: {exc}", rule="bad-polygon", item=item, file=str(path)
+            ) from None
         if len(points) >= 2:
             drawer.polygon(points, fill=value)
     return np.asarray(image, dtype=np.int32)  # class*1000+k may pass 65535: no uint16 wrap
