@@ -20,6 +20,7 @@ from segconvert.coco import (
     categories_to_coco,
     fallback_color,
     image_record,
+    missing_ids,
     placeholder_categories,
     reference_id_from_names,
 )
@@ -68,6 +69,9 @@ from segconvert.jsonstream import (
 )
 from segconvert.masks import (
     MAX_IMAGE_PIXELS,
+    check_canvas,
+    check_points,
+    check_polygon,
     compressed_rle,
     decode_compressed_rle,
     decode_segmentation,
@@ -114,6 +118,15 @@ from segconvert.rle import (
     symmetric_difference,
 )
 from segconvert.schemas import Schema
+from segconvert.storage import (
+    Spool,
+    location,
+    make_folder,
+    open_input,
+    read_bytes,
+    write_json_streamed,
+)
+from segconvert.storage import is_remote as is_remote_location
 from segconvert.subset import Subset
 from segconvert.validate import validate_dataset
 
@@ -148,6 +161,7 @@ __all__ = [
     "Schema",
     "SegconvertError",
     "Segment",
+    "Spool",
     "Subset",
     "UnknownFormatError",
     "UsageError",
@@ -160,6 +174,9 @@ __all__ = [
     "build_registry",
     "categories_from_coco",
     "categories_to_coco",
+    "check_canvas",
+    "check_points",
+    "check_polygon",
     "compressed_rle",
     "convert",
     "decode_compressed_rle",
@@ -174,15 +191,22 @@ __all__ = [
     "json_first_item",
     "json_lines",
     "json_native",
+    "json_lines",
     "json_root",
     "json_sections",
     "json_stream",
+    "is_remote_location",
     "json_top_level_is_list",
+    "location",
+    "make_folder",
     "map_ids",
+    "missing_ids",
+    "open_input",
     "open",
     "paint",
     "placeholder_categories",
     "parse_json_line",
+    "read_bytes",
     "read_head",
     "read_json",
     "read_png",
@@ -214,6 +238,7 @@ __all__ = [
     "symmetric_difference",
     "smallest_index_dtype",
     "validate_dataset",
+    "write_json_streamed",
     "write",
     "write_png",
 ]

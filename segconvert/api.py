@@ -24,7 +24,8 @@ from segconvert.errors import ItemError, UsageError
 from segconvert.executors import run_items
 from segconvert.items import ItemJob, ItemStatus, unique_references
 from segconvert.model import Category, Dataset, ItemRef, RejectedItem, Sample, reference_id
-from segconvert.plan import check_output, format_options, plan_dataset
+from segconvert.ownership import check_output
+from segconvert.plan import format_options, plan_dataset
 from segconvert.registry import Registry, build_registry
 from segconvert.run import ConversionReport, run_plan
 from segconvert.subset import Subset
@@ -314,6 +315,7 @@ def write(
         mode=mode,
         on_overflow=on_overflow,
         void_label=void_label,
+        overwrite=overwrite,
     )
     return run_plan(plan, jobs=jobs)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from segconvert import schemas
+from segconvert import executors, schemas
 from segconvert.activity import listening_to_activity
 from segconvert.cli_options import (
     FormatOptionsCommand,
@@ -26,13 +26,18 @@ from segconvert.cli_options import (
 )
 from segconvert.convert import convert
 from segconvert.errors import SegconvertError, UsageError
+from segconvert.executors import EXECUTORS, signals_interrupt
 from segconvert.inspect_commands import add_inspection_commands, subset_options
 from segconvert.manager import third_party_disabled_by_env
 from segconvert.registry import FormatOption, Registry, Side, build_registry
+from segconvert.storage import parse_storage_options
 from segconvert.terminal import ConversionDisplay, print_summary
 from segconvert.transforms import MODES, OVERFLOW_POLICIES
 from segconvert.validate import validate_dataset
 
+LOCATION = click.STRING
+"""SOURCE and OUTPUT: a local path or an fsspec URL (checked by the pipeline, not by click)."""
+PLANNED_SHOWN = 20
 """How many planned items a dry run prints (``--json`` lists every one)."""
 
 
@@ -50,6 +55,26 @@ def _run_options(entries: Sequence[FormatOption]) -> Callable[[Any], Any]:
                     type=click.IntRange(min=1),
                     default=None,
                     help="Worker processes (default: every core; 1 = in-process).",
+                ),
+                click.option(
+                    "--executor",
+                    type=click.Choice(EXECUTORS),
+                    default="local",
+                    show_default=True,
+                    help="Where items are converted: this machine (--jobs processes) or a "
+                    "Dask cluster (needs segconvert[dask]).",
+                ),
+                click.option(
+                    "--scheduler",
+                    metavar="tcp://HOST:PORT",
+                    help="With --executor dask: join this scheduler (default: start a local "
+                    "cluster of --jobs workers).",
+                ),
+                click.option(
+                    "--item-timeout",
+                    type=click.FloatRange(min=0, min_open=True),
+                    metavar="SECONDS",
+                    help="Stop an item that takes longer and report it (item-timeout).",
                 ),
                 click.option("--fail-fast", is_flag=True, help="Stop at the first failing item."),
                 click.option(
@@ -95,6 +120,14 @@ def _run_options(entries: Sequence[FormatOption]) -> Callable[[Any], Any]:
                     help="Label of the void Segment (default 'void'; "
                     "'background' in instance mode).",
                 ),
+                click.option(
+                    "--storage-option",
+                    "storage_option",
+                    multiple=True,
+                    metavar="KEY=VALUE",
+                    help="fsspec option for s3://, gs://, az:// sources and outputs "
+                    "(repeatable), e.g. endpoint_url=http://127.0.0.1:9000 or anon=true.",
+                ),
                 *subset_options(),
                 click.option(
                     "--dry-run",
@@ -119,12 +152,14 @@ def _run_conversion(
     params: dict[str, Any],
 ) -> None:
     jobs = params.pop("jobs")
+    execution = {k: params.pop(k) for k in ("executor", "scheduler", "item_timeout")}
     fail_fast = params.pop("fail_fast")
     overwrite = params.pop("overwrite")
     resume = params.pop("resume")
     quiet = params.pop("quiet")
     as_json = params.pop("as_json")
     show_progress = params.pop("progress")
+    storage_options = parse_storage_options(params.pop("storage_option"))
     transform_options = {
         k: params.pop(k) for k in ("mode", "label_map", "on_overflow", "void_label")
     }
@@ -138,7 +173,7 @@ def _run_conversion(
     display = ConversionDisplay(source) if show_progress else None
     watching = listening_to_activity(display.scanning) if display else contextlib.nullcontext()
     try:
-        with watching:
+        with watching, signals_interrupt():
             if display:
                 display.scanning()
             report = convert(
@@ -153,16 +188,23 @@ def _run_conversion(
                 resume=resume,
                 registry=registry,
                 progress=display.progress if display else None,
+                storage_options=storage_options,
                 **transform_options,
+                **execution,
                 **subset_and_plan,
             )
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, click.exceptions.Abort, executors.Interrupted) as stop:
         if display:
             display.close()
-        raise Interrupted(
-            f"interrupted; {output} keeps what was finished: run the same command with "
-            "--resume to continue"
-        ) from None
+        name, number = "SIGINT", 2
+        if isinstance(stop, executors.Interrupted):
+            name, number = stop.signal_name, stop.signal_number
+        interrupted = Interrupted(
+            f"interrupted by {name}; {output} keeps what was finished: run the same command "
+            "with --resume to continue"
+        )
+        interrupted.exit_code = 128 + number
+        raise interrupted from None
     finally:
         if display:
             display.close()
@@ -174,7 +216,7 @@ def _run_conversion(
 
 
 class Interrupted(SegconvertError):
-    """Ctrl-C during a conversion."""
+    """Ctrl-C (exit 130) or SIGTERM (exit 143) during a conversion."""
 
     exit_code = 130
 
@@ -216,8 +258,8 @@ def make_cli(registry: Registry) -> click.Group:
     )
 
     @cli.command("convert", cls=FormatOptionsCommand, format_options=every_format)
-    @click.argument("source", type=click.Path(exists=True))
-    @click.argument("output", type=click.Path())
+    @click.argument("source", type=LOCATION)
+    @click.argument("output", type=LOCATION)
     @click.option(
         "--from",
         "from_format",
@@ -241,8 +283,8 @@ def make_cli(registry: Registry) -> click.Group:
     @cli.command(
         "coco-to-nucleus", cls=FormatOptionsCommand, format_options=coco_to_nucleus_options
     )
-    @click.argument("source", type=click.Path(exists=True))
-    @click.argument("output", type=click.Path())
+    @click.argument("source", type=LOCATION)
+    @click.argument("output", type=LOCATION)
     @_run_options(coco_to_nucleus_options)
     def coco_to_nucleus(source: str, output: str, **params: Any) -> None:
         """COCO panoptic SOURCE (JSON or folder) -> Nucleus in OUTPUT."""
@@ -251,8 +293,8 @@ def make_cli(registry: Registry) -> click.Group:
     @cli.command(
         "nucleus-to-coco", cls=FormatOptionsCommand, format_options=nucleus_to_coco_options
     )
-    @click.argument("source", type=click.Path(exists=True))
-    @click.argument("output", type=click.Path())
+    @click.argument("source", type=LOCATION)
+    @click.argument("output", type=LOCATION)
     @_run_options(nucleus_to_coco_options)
     def nucleus_to_coco(source: str, output: str, **params: Any) -> None:
         """Nucleus SOURCE (folder or annotations file) -> COCO panoptic in OUTPUT."""
@@ -350,7 +392,7 @@ def make_cli(registry: Registry) -> click.Group:
     )
 
     @cli.command("validate", cls=FormatOptionsCommand, format_options=import_side)
-    @click.argument("path", type=click.Path(exists=True))
+    @click.argument("path", type=LOCATION)
     @click.option(
         "--format",
         "format_name",

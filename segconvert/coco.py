@@ -112,20 +112,29 @@ def reference_id_from_names(*names: Any, fallback: Any) -> str:
 def assign_ids(records: Sequence[MutableMapping[str, Any]], key: str = "id") -> None:
     """Give every record a unique ``key``: existing ids are kept unless taken already; the rest
     (``None`` or duplicates) get the next free integers, in order."""
+    for position, value in missing_ids(record.get(key) for record in records).items():
+        records[position][key] = value
+
+
+def missing_ids(values: Iterable[Any]) -> dict[int, int]:
+    """For ids in order (``None`` where there is none): the position -> new id of every one
+    that is ``None`` or repeats an earlier one, as :func:`assign_ids` gives them. One pass;
+    only the ids are kept, so the records may stream past (from a spool)."""
     used: set[Any] = set()
     pending = []
-    for record in records:
-        value = record.get(key)
+    for position, value in enumerate(values):
         if value is None or value in used:
-            pending.append(record)
+            pending.append(position)
         else:
             used.add(value)
     next_id = max([v for v in used if isinstance(v, int)], default=0) + 1
-    for record in pending:
+    assigned = {}
+    for position in pending:
         while next_id in used:
             next_id += 1
-        record[key] = next_id
+        assigned[position] = next_id
         used.add(next_id)
+    return assigned
 
 
 def image_record(sample: Sample) -> dict[str, Any]:

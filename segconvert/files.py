@@ -1,5 +1,8 @@
 """File helpers shared by the host and plugins: atomic writes, safe paths, JSON reading.
 
+The JSON readers (``read_json``, ``parse_json_line``, ``json_lines``, ``json_stream``,
+``json_sections``) are :mod:`segconvert.jsonio`'s, kept here under their public names.
+
 Nothing segconvert writes is ever half-written: every file goes to a temporary name in the
 same folder and is renamed into place. Paths taken from input documents are untrusted and
 must stay inside the dataset folder.
@@ -7,61 +10,40 @@ must stay inside the dataset folder.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import Any
 
-import ijson
+from segconvert.errors import ItemError
+from segconvert.jsonio import json_lines as json_lines
+from segconvert.jsonio import json_sections as json_sections
+from segconvert.jsonio import json_stream as json_stream
+from segconvert.jsonio import load_json
+from segconvert.jsonio import parse_json_line as parse_json_line
+from segconvert.storage import (
+    TEMPORARY_PREFIX,
+    TEMPORARY_SUFFIX,
+    atomic_open,
+    atomic_write_bytes,
+    is_remote,
+    open_input,
+)
 
-from segconvert.activity import ReportingReader
-from segconvert.errors import InputError, ItemError
-
-TEMPORARY_PREFIX = ".segconvert-tmp."
-TEMPORARY_SUFFIX = ".tmp"
-"""Temporary files are ``.segconvert-tmp.<name>.<random>.tmp`` next to their final name; a
-killed run may leave some, which the next run into the folder removes."""
-
-
-@functools.cache
-def _umask() -> int:
-    """The process's umask, read once (setting it back at once: there is no getter)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def new_file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give a new file: ``0o666`` less the umask."""
-    return 0o666 & ~_umask()
-
-
-@contextmanager
-def atomic_open(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path``; rename it onto ``path`` only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f"{TEMPORARY_PREFIX}{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent
-    )
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, new_file_mode())  # mkstemp makes 0600; outputs follow the user's umask
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_open(path, "wb") as handle:
-        handle.write(data)
+__all__ = [
+    "TEMPORARY_PREFIX",
+    "TEMPORARY_SUFFIX",
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "json_native",
+    "json_sections",
+    "json_stream",
+    "json_top_level_is_list",
+    "parse_json_line",
+    "read_head",
+    "read_json",
+    "safe_join",
+]
 
 
 def atomic_write_json(path: Path, document: Any, *, indent: int | None = None) -> None:
@@ -77,12 +59,18 @@ def safe_join(root: Path, relative: str, *, item: str | None = None) -> Path:
     Absolute paths, ``..`` components and symlinks that resolve outside ``root`` raise
     :class:`ItemError` with rule ``unsafe-path``.
     """
+    if "\x00" in relative:
+        raise ItemError(
+            f"file name {relative!r} holds a NUL character", rule="unsafe-path", item=item
+        )
     pure = PurePosixPath(relative.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
         raise ItemError(
             f"file name {relative!r} leaves the dataset folder", rule="unsafe-path", item=item
         )
     candidate = root.joinpath(*pure.parts)
+    if is_remote(root):  # object stores have no symlinks
+        return candidate
     resolved_root = root.resolve()
     resolved = candidate.resolve()
     if resolved != resolved_root and resolved_root not in resolved.parents:
@@ -95,47 +83,9 @@ def safe_join(root: Path, relative: str, *, item: str | None = None) -> Path:
 
 
 def read_json(path: Path) -> Any:
-    """Parse a JSON file; malformed JSON raises :class:`InputError` naming file, line and column."""
-    try:
-        with path.open("rb") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file", file=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-            file=str(path),
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text ({exc.reason})", file=str(path)) from None
-
-
-def parse_json_line(line: str, path: Path, lineno: int) -> Any:
-    """Parse one JSON-lines record; errors name the file, line and column."""
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: invalid JSON at line {lineno}, column {exc.colno}: {exc.msg}",
-            file=str(path),
-        ) from None
-
-
-def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
-    """``(line number, value)`` for every non-blank line of a JSON-lines file.
-
-    A malformed line does not stop the reading: its value is the :class:`InputError` naming
-    file, line and column, so a caller can report every bad line (``validate``) or reject
-    just that item, and still read the good ones.
-    """
-    with path.open(encoding="utf-8", errors="strict") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, parse_json_line(line, path, lineno)
-            except InputError as exc:
-                yield lineno, exc
+    """Parse a JSON file whole, with the limits of :mod:`segconvert.jsonio` (size, depth,
+    NaN, duplicate keys, UTF-8); a fault raises :class:`InputError` ``file:line:column: ...``."""
+    return load_json(path)
 
 
 _INFINITY = float("inf")
@@ -164,50 +114,9 @@ def json_native(value: Any) -> Any:
     return value
 
 
-def _json_error(path: Path, exc: Exception) -> InputError:
-    """An InputError naming line and column: the stdlib parser locates what ijson found."""
-    try:
-        read_json(path)
-    except InputError as located:
-        return located
-    return InputError(f"{path}: invalid JSON ({exc})", file=str(path))
-
-
-def _reporting(handle: IO[bytes], path: Path) -> ReportingReader:
-    """``handle`` telling the activity listener how far it has read ``path``."""
-    return ReportingReader(handle, f"reading {path.name}", os.fstat(handle.fileno()).st_size)
-
-
-def json_sections(path: Path, keys: Iterable[str]) -> dict[str, Any]:
-    """The top-level ``keys`` of a large JSON object that are present, parsed without loading
-    the rest (ijson, one streaming pass per key). Each pass reads the whole file, so a syntax
-    error anywhere is reported here, with line and column, before any work starts."""
-    sections: dict[str, Any] = {}
-    try:
-        for key in keys:
-            with path.open("rb") as handle:
-                reader = _reporting(handle, path)
-                for value in ijson.items(reader, key, use_float=True):
-                    sections[key] = value
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file", file=str(path)) from None
-    except (ijson.JSONError, UnicodeDecodeError) as exc:
-        raise _json_error(path, exc) from None
-    return sections
-
-
-def json_stream(path: Path, prefix: str) -> Iterator[Any]:
-    """The items under ``prefix`` (e.g. ``"annotations.item"``), one at a time."""
-    try:
-        with path.open("rb") as handle:
-            yield from ijson.items(_reporting(handle, path), prefix, use_float=True)
-    except (ijson.JSONError, UnicodeDecodeError) as exc:
-        raise _json_error(path, exc) from None
-
-
 def read_head(path: Path, size: int = 1 << 20) -> bytes:
     """The first ``size`` bytes of ``path`` (format detection looks there)."""
-    with path.open("rb") as handle:
+    with open_input(path) as handle:
         return handle.read(size)
 
 

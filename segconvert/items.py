@@ -8,12 +8,14 @@ does can stop the others: every failure becomes an error result.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Iterator
+import posixpath
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from segconvert import storage
 from segconvert.descriptors import ExportContext
-from segconvert.errors import ItemError
+from segconvert.errors import InputError, ItemError, OutputError
 from segconvert.model import ItemRef, RejectedItem, Sample, reference_file, reference_id
 from segconvert.transforms import SkipItem, Transform
 
@@ -72,9 +74,16 @@ class ItemJob:
     write_item: Callable[[Sample, ExportContext], Any]
     export_context: ExportContext
     transform: Transform = Transform()
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    """fsspec options for URL locations, set in every process that runs items."""
+    guard: storage.OutputGuard | None = None
+    """What the run may write (see :func:`segconvert.storage.guard_output`)."""
 
     def run(self, ref: ItemRef) -> ItemResult:
         """The result of loading, checking, transforming and writing one item."""
+        if storage.current_guard() is not self.guard:  # once per worker process
+            storage.configure(self.storage_options)
+            storage.guard_output(self.guard)
         if isinstance(ref, FinishedItem):
             return ref.result
         if isinstance(ref, RejectedItem):
@@ -89,7 +98,17 @@ class ItemJob:
         except SkipItem as skip:
             return ItemResult.skipped({"item": reference_id(ref), **skip.note})
         except ItemError as exc:
+            if exc.item is None:
+                exc.item = reference_id(ref)
             return ItemResult.failed(exc.to_record())
+        except InputError as exc:  # a file of this item only (e.g. its JSON) is unreadable
+            rule = getattr(exc, "rule", "unreadable-input")
+            error = {"item": reference_id(ref), "file": exc.file, "rule": rule}
+            return ItemResult.failed({**error, "message": str(exc)})
+        except OutputError:
+            raise  # the output cannot be written (full disk, read-only): the run stops
+        except OSError as exc:
+            raise OutputError(storage.describe_os_error(exc)) from None
         except Exception as exc:  # a bug in one item must not kill the other 100k
             return ItemResult.failed(internal_error(ref, exc))
 
@@ -101,24 +120,40 @@ class FinishedItem:
     result: ItemResult
 
 
-def unique_references(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
-    """``refs`` with every repeat of an already seen ``reference_id`` turned into an error.
+def output_name_key(ref_id: str) -> str:
+    """The name ``ref_id`` gives its output files, normalised: ``x/a``, ``x/./a`` and ``x//a``
+    are one file."""
+    return posixpath.normpath(ref_id.replace("\\", "/")).lstrip("/") if ref_id else ""
 
-    Two items with one reference id would write the same mask file; the first one wins.
+
+def unique_references(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
+    """``refs`` with every item whose output name repeats an earlier one's turned into an error.
+
+    Two items with one reference id, or ids that normalise to one path (``x/a``, ``x/./a``,
+    ``x//a``), would write the same files: the first one wins. Ids that differ only in case
+    are refused too, and said to be so (one file on case-insensitive file systems).
     """
-    seen: set[str] = set()
+    names: dict[str, str] = {}  # normalised, case-folded output name -> the first id
     for ref in refs:
         ref_id = reference_id(ref)
-        if ref_id is not None:
-            if ref_id in seen:
-                yield RejectedItem(
-                    ItemError(
-                        f"reference id {ref_id!r} is used by an earlier item",
-                        rule="duplicate-reference-id",
-                        item=ref_id,
-                        file=reference_file(ref),
-                    )
-                )
-                continue
-            seen.add(ref_id)
-        yield ref
+        if not isinstance(ref_id, str):
+            yield ref
+            continue
+        key = output_name_key(ref_id)
+        folded = key.casefold()
+        earlier = names.get(folded)
+        if earlier is None:
+            names[folded] = ref_id
+            yield ref
+            continue
+        if earlier == ref_id:
+            message = f"reference id {ref_id!r} is used by an earlier item"
+        elif output_name_key(earlier) == key:
+            message = f"reference id {ref_id!r} names the same files as {earlier!r}"
+        else:
+            message = (
+                f"reference id {ref_id!r} differs only in case from the earlier {earlier!r} "
+                "(one file on case-insensitive file systems)"
+            )
+        rule = "duplicate-reference-id" if earlier == ref_id else "duplicate-output-name"
+        yield RejectedItem(ItemError(message, rule=rule, item=ref_id, file=reference_file(ref)))

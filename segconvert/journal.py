@@ -1,99 +1,350 @@
 """The resume journal: what an interrupted conversion had finished, so ``--resume`` can reuse it.
 
-The parent appends one line per finished item to ``OUT/.segconvert-journal.jsonl``, each with
-a single ``os.write`` on an ``O_APPEND`` descriptor (a killed process leaves whole lines only).
-The first line records the conversion's parameters; resuming with other parameters is refused.
-Records are pickled (base64): they are the exporter's own objects, produced by segconvert
-itself in this output folder. The journal is removed when the conversion completes.
+Plain JSON lines, never pickle: reading a journal runs no code. The first line records the
+conversion's parameters and a fingerprint of the source (names, sizes and modification times of
+its files); resuming with other parameters or a changed source is refused with a message naming
+what changed. Then one line per finished item: its position, reference id, a digest of its item
+reference, status, notes, and the exporter's record as JSON (a dataclass of the exporter's own
+module is stored by name with its fields; a record that does not survive JSON is not journalled
+and the item is redone on resume).
+
+Locally the parent appends each line with a single ``os.write`` on an ``O_APPEND`` descriptor
+(a killed process leaves whole lines only) to ``OUT/.segconvert-journal.jsonl``. On an object
+store, where nothing appends, lines go to numbered part objects
+``OUT/.segconvert-journal.d/part-NNNNNN.jsonl``, each uploaded whole about once a second.
+The journal is removed when the conversion completes, after the run is marked complete.
 """
 
 from __future__ import annotations
 
-import base64
+import dataclasses
+import hashlib
 import json
 import os
-import pickle
+import sys
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from segconvert.errors import OutputError
 from segconvert.items import ItemResult, ItemStatus
+from segconvert.storage import (
+    atomic_write_bytes,
+    describe_os_error,
+    is_remote,
+    list_files,
+    open_input,
+    remove,
+)
 
 JOURNAL_NAME = ".segconvert-journal.jsonl"
-VERSION = 1
+JOURNAL_PARTS = ".segconvert-journal.d"
+VERSION = 2
+FLUSH_SECONDS = 1.0
+FINGERPRINT_NAMES = 100_000
+"""Up to this many files a fingerprint keeps every name (a change is named); beyond, a digest."""
 
 Result = ItemResult
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One item an earlier run finished: its result and what identified it."""
+
+    result: Result
+    reference_id: str | None
+    digest: str
+
+
+# ---------------------------------------------------------------- records as JSON
+
+
+class RecordCodec:
+    """Turns exporter records into JSON and back, knowing only the dataclasses of one module."""
+
+    def __init__(self, module: str | None) -> None:
+        namespace = vars(sys.modules[module]) if module in sys.modules else {}
+        self.types = {
+            name: obj
+            for name, obj in namespace.items()
+            if isinstance(obj, type) and dataclasses.is_dataclass(obj)
+        }
+
+    def encode(self, record: Any) -> Any | None:
+        """``record`` as JSON, or None when it cannot be stored faithfully."""
+        if dataclasses.is_dataclass(record) and not isinstance(record, type):
+            name = type(record).__name__
+            if self.types.get(name) is not type(record):
+                return None
+            fields = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+            encoded: Any = {"dataclass": name, "fields": fields}
+        else:
+            encoded = {"value": record}
+        try:
+            text = json.dumps(encoded, allow_nan=False)
+        except (TypeError, ValueError):
+            return None
+        return encoded if json.loads(text) == encoded else None
+
+    def decode(self, encoded: Any) -> Any:
+        """The record ``encoded`` stands for; ValueError when it names no known dataclass."""
+        if "value" in encoded:
+            return encoded["value"]
+        cls = self.types.get(encoded.get("dataclass"))
+        if cls is None:
+            raise ValueError(f"unknown record type {encoded.get('dataclass')!r}")
+        return cls(**encoded["fields"])
+
+
+def ref_digest(ref: Any) -> str:
+    """A short digest of an item reference (what the importer listed for the item)."""
+    return hashlib.blake2b(repr(ref).encode("utf-8", "replace"), digest_size=8).hexdigest()
+
+
+# ---------------------------------------------------------------- source fingerprint
+
+
+def source_fingerprint(source: Path) -> dict[str, Any]:
+    """Names, sizes and modification times of the source's files: the file itself and the
+    folder of the same stem next to it (COCO's PNG folder), or everything below a folder."""
+    entries: dict[str, Any] = {}
+    if source.is_dir():
+        entries = {k: list(v) for k, v in list_files(source).items()}
+    else:
+        try:
+            info = source.stat()
+            entries[source.name] = [info.st_size, info.st_mtime]
+        except OSError:
+            pass
+        sibling = source.with_suffix("")
+        if sibling != source and sibling.is_dir():
+            for name, value in list_files(sibling).items():
+                entries[f"{sibling.name}/{name}"] = list(value)
+    digest = hashlib.sha256(json.dumps(sorted(entries.items())).encode()).hexdigest()
+    if len(entries) > FINGERPRINT_NAMES:
+        return {"count": len(entries), "digest": digest}
+    return {"count": len(entries), "digest": digest, "files": entries}
+
+
+def describe_change(before: Mapping[str, Any], after: Mapping[str, Any], limit: int = 5) -> str:
+    """What differs between two fingerprints, in words (``removed a.png; changed b.json``)."""
+    old, new = before.get("files"), after.get("files")
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return f"{before.get('count')} files then, {after.get('count')} now, contents differ"
+    parts = []
+    for label, names in (
+        ("removed", sorted(set(old) - set(new))),
+        ("added", sorted(set(new) - set(old))),
+        ("changed", sorted(n for n in set(old) & set(new) if old[n] != new[n])),
+    ):
+        if names:
+            shown = ", ".join(names[:limit]) + (
+                f" and {len(names) - limit} more" * (len(names) > limit)
+            )
+            parts.append(f"{label} {shown}")
+    return "; ".join(parts) or "file details differ"
+
+
+# ---------------------------------------------------------------- the journal
 
 
 class Journal:
     """Append-only record of finished items, keyed by their position in the input."""
 
-    def __init__(self, path: Path, params: Mapping[str, Any], previous: dict[int, Result]) -> None:
-        self.path = path
+    def __init__(
+        self,
+        output: Path,
+        params: Mapping[str, Any],
+        previous: dict[int, Finished],
+        codec: RecordCodec,
+        header: Mapping[str, Any],
+    ) -> None:
+        self.output = output
+        self.path = output / JOURNAL_NAME
         self.previous = previous
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.codec = codec
+        self.remote = is_remote(output)
+        self._pending: list[str] = []
+        self._last_flush = time.monotonic()
+        self._part = _next_part(output) if self.remote else 0
+        self._fd = -1
+        if not self.remote:
+            try:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise OutputError(describe_os_error(exc)) from None
         if not previous:
-            self._write({"segconvert_journal": VERSION, "params": dict(params)})
+            self._write(dict(header))
+            self.flush()
 
     @classmethod
-    def open(cls, output: Path, params: Mapping[str, Any], resume: bool) -> Journal:
+    def open(
+        cls,
+        output: Path,
+        params: Mapping[str, Any],
+        resume: bool,
+        *,
+        source: Path | None = None,
+        record_module: str | None = None,
+    ) -> Journal:
         """Start a journal, or continue the one in ``output`` when ``resume``."""
-        path = output / JOURNAL_NAME
-        previous: dict[int, Result] = {}
-        if resume and path.is_file():
-            previous = read_journal(path, params)
+        codec = RecordCodec(record_module)
+        fingerprint = source_fingerprint(source) if source is not None else None
+        header = {"segconvert_journal": VERSION, "params": _plain(params), "source": fingerprint}
+        previous: dict[int, Finished] = {}
+        if resume and has_journal(output):
+            previous = read_journal(output, header, codec)
         else:
-            path.unlink(missing_ok=True)
-        return cls(path, params, previous)
+            remove_journal(output)
+        return cls(output, params, previous, codec, header)
 
     def _write(self, record: Mapping[str, Any]) -> None:
-        os.write(self._fd, (json.dumps(record) + "\n").encode("utf-8"))
+        line = json.dumps(record, allow_nan=False) + "\n"
+        if self.remote:
+            self._pending.append(line)
+            if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+                self.flush()
+            return
+        try:
+            os.write(self._fd, line.encode("utf-8"))
+        except OSError as exc:
+            raise OutputError(describe_os_error(exc)) from None
 
-    def add(self, position: int, result: Result) -> None:
-        """Record that the item at ``position`` finished with ``result``."""
+    def flush(self) -> None:
+        """Upload the lines not yet stored (object stores; local lines are written at once)."""
+        self._last_flush = time.monotonic()
+        if not self.remote or not self._pending:
+            return
+        self._part += 1
+        data = "".join(self._pending).encode("utf-8")
+        part = self.output / JOURNAL_PARTS / f"part-{self._part:06d}.jsonl"
+        atomic_write_bytes(part, data, checked=False)
+        self._pending.clear()
+
+    def add(self, position: int, result: Result, ref: Any = None) -> None:
+        """Record that the item at ``position`` (listed as ``ref``) finished with ``result``."""
         if position in self.previous:
             return
-        payload = base64.b64encode(pickle.dumps(result.record)).decode("ascii")
+        encoded = self.codec.encode(result.record)
+        if encoded is None:
+            return  # not storable as JSON: redone on resume
         self._write(
             {
                 "position": position,
+                "item": getattr(ref, "reference_id", None),
+                "ref": ref_digest(ref),
                 "status": result.status.value,
-                "record": payload,
+                "record": encoded,
                 "notes": result.notes,
             }
         )
 
     def close(self, *, completed: bool) -> None:
-        """Close the journal; remove it when the conversion completed."""
-        os.close(self._fd)
+        """Store what is pending and close; remove the journal when the conversion completed."""
+        if self.remote:
+            if not completed:
+                self.flush()
+        elif self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
         if completed:
-            self.path.unlink(missing_ok=True)
+            remove_journal(self.output)
 
 
-def read_journal(path: Path, params: Mapping[str, Any]) -> dict[int, Result]:
-    """Finished items of an earlier run with the same ``params`` (failed ones are retried)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
+def check_resumed(position: int, ref: Any, finished: Finished) -> None:
+    """Refuse to reuse ``finished`` for ``ref`` when the source lists another item there."""
+    if finished.digest != ref_digest(ref):
+        now = getattr(ref, "reference_id", None)
+        was = finished.reference_id
+        what = f"item {was!r} changed" if now == was else f"item {was!r} is now {now!r}"
+        raise OutputError(
+            f"the source changed since the interrupted run: at position {position}, {what}; "
+            "pass --overwrite to start over"
+        )
+
+
+def has_journal(output: Path) -> bool:
+    """Whether ``output`` holds a journal to resume from."""
+    return (output / JOURNAL_NAME).is_file() or bool(_parts(output))
+
+
+def remove_journal(output: Path) -> None:
+    """Delete the journal in ``output`` (file or parts)."""
+    remove(output / JOURNAL_NAME)
+    for part in _parts(output):
+        remove(output / JOURNAL_PARTS / part)
+
+
+def _parts(output: Path) -> list[str]:
+    if not is_remote(output) and not (output / JOURNAL_PARTS).is_dir():
+        return []
+    return sorted(n for n in list_files(output / JOURNAL_PARTS) if n.startswith("part-"))
+
+
+def _next_part(output: Path) -> int:
+    parts = _parts(output)
+    return int(parts[-1][5:11]) if parts else 0
+
+
+def _lines(output: Path) -> list[str]:
+    sources = [output / JOURNAL_NAME] if (output / JOURNAL_NAME).is_file() else []
+    sources += [output / JOURNAL_PARTS / p for p in _parts(output)]
+    lines: list[str] = []
+    for path in sources:
+        with open_input(path) as handle:
+            text = handle.read().decode("utf-8", "replace")
+        lines.extend(text.splitlines())
+    return lines
+
+
+def _plain(value: Mapping[str, Any]) -> Any:
+    return json.loads(json.dumps(dict(value), default=str))
+
+
+def read_journal(
+    output: Path, header: Mapping[str, Any], codec: RecordCodec
+) -> dict[int, Finished]:
+    """Finished items of an earlier run with the same parameters and source (failed ones are
+    retried). A malformed journal, other parameters or a changed source are refused."""
+    lines = _lines(output)
+    where = output / JOURNAL_NAME
     try:
-        header = json.loads(lines[0]) if lines else {}
+        first = json.loads(lines[0]) if lines else {}
     except json.JSONDecodeError:
-        header = {}
-    if header.get("segconvert_journal") != VERSION:
-        raise OutputError(f"{path} is not a segconvert journal; pass --overwrite to start over")
-    if header.get("params") != json.loads(json.dumps(dict(params))):
+        first = {}
+    if not isinstance(first, dict) or first.get("segconvert_journal") != VERSION:
+        raise OutputError(f"{where} is not a segconvert journal; pass --overwrite to start over")
+    if first.get("params") != header["params"]:
         raise OutputError(
             "the interrupted conversion in this folder used other sources or options; "
             "rerun it as it was, or pass --overwrite to start over"
         )
-    done: dict[int, Result] = {}
-    for line in lines[1:]:
+    before, now = first.get("source"), header.get("source")
+    if (
+        isinstance(before, dict)
+        and isinstance(now, dict)
+        and before.get("digest") != now.get("digest")
+    ):
+        raise OutputError(
+            f"the source changed since the interrupted run ({describe_change(before, now)}); "
+            "rerun with the source as it was, or pass --overwrite to start over"
+        )
+    done: dict[int, Finished] = {}
+    for number, line in enumerate(lines[1:], 2):
         try:
             entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # cannot happen with whole-line writes; ignore rather than fail
-        if entry.get("status") == "error":
-            continue
-        record = pickle.loads(base64.b64decode(entry["record"]))  # noqa: S301 - our own file
-        status = ItemStatus(entry["status"])
-        done[int(entry["position"])] = ItemResult(status, record=record, notes=entry["notes"])
+            if entry.get("status") == "error":
+                continue
+            record = codec.decode(entry["record"])
+            status = ItemStatus(entry["status"])
+            result = ItemResult(status, record=record, notes=list(entry["notes"]))
+            done[int(entry["position"])] = Finished(result, entry.get("item"), str(entry["ref"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if number == len(lines):  # a last line cut short by a kill: redo that item
+                continue
+            raise OutputError(
+                f"{where}: line {number} is malformed ({exc}); pass --overwrite to start over"
+            ) from None
     return done

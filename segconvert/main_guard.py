@@ -17,14 +17,12 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from segconvert.errors import UsageError
-
 RE_IMPORTING_METHODS = ("spawn", "forkserver")
 """Start methods whose workers import the main script again."""
 
 
 def check_main_guard(start_method: str | None = None) -> None:
-    """Raise :class:`UsageError` if workers started now would re-run the calling script.
+    """End the calling script with one line if workers started now would re-run it.
 
     ``start_method`` defaults to the one multiprocessing would use.
     """
@@ -39,11 +37,19 @@ def check_main_guard(start_method: str | None = None) -> None:
     frame = _module_level_frame(main.__dict__)
     if frame is None or _inside_main_guard(Path(script), frame.f_lineno):
         return
-    raise UsageError(
+    message = (
         f'worker processes under the "{method}" start method re-run {Path(script).name}, '
         f"whose line {frame.f_lineno} starts this conversion outside "
         "'if __name__ == \"__main__\":' -- put that call under the guard (or pass jobs=1)"
     )
+    # The call is module-level code of the running script, outside any guard: nothing above it
+    # can handle the problem, so the script ends here with the one line (no traceback), exit 1.
+    raise UnguardedScriptError(f"segconvert: error: {message}")
+
+
+class UnguardedScriptError(SystemExit):
+    """Ends a script whose module-level code would start re-importing workers; the message is
+    printed as one line on stderr and the exit code is 1."""
 
 
 def _module_level_frame(main_globals: dict[str, object]) -> FrameType | None:

@@ -8,6 +8,7 @@ header is read first: the mode (a palette image is not an id map) and the size
 from __future__ import annotations
 
 import io
+import math
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,8 +20,8 @@ import numpy.typing as npt
 from PIL import Image
 
 from segconvert.errors import ItemError
-from segconvert.files import atomic_write_bytes
 from segconvert.rle import Runs, decode_counts
+from segconvert.storage import atomic_write_bytes, open_input
 
 MAX_IMAGE_PIXELS = 1 << 27
 """Largest mask (width x height) segconvert will decode: 134,217,728 pixels (e.g. 16384 x 8192),
@@ -65,6 +66,64 @@ def png_header(data: bytes) -> tuple[int, int, int, int] | None:
     return width, height, colour, depth
 
 
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_DROPPED_CHUNKS = {b"tRNS"}
+"""Chunks left out before decoding: transparency is no part of an id map (a grayscale PNG with
+tRNS would otherwise decode with an alpha channel)."""
+ANCILLARY_ALLOWANCE = 16 << 20
+"""Bytes of chunks beyond what the header's pixels can need (text, ICC profiles) a PNG may hold."""
+
+
+def png_byte_bound(width: int, height: int, colour: int, depth: int) -> int:
+    """Most bytes a valid PNG of this header needs: every row stored uncompressed, deflate's
+    worst case (5 bytes per 16 KiB block), a 12-byte chunk per 1 KiB, and the ancillary
+    allowance."""
+    raw = height * (1 + (width * _CHANNELS.get(colour, 4) * depth + 7) // 8)
+    return raw + raw // 1024 * 12 + raw // 16384 * 5 + ANCILLARY_ALLOWANCE
+
+
+def read_png_stream(handle: Any, path: Path, *, item: str | None = None) -> bytes:
+    """A PNG's bytes from an open file, header first: the size is checked against
+    :data:`MAX_IMAGE_PIXELS` before anything else is read, then chunks are read one by one up
+    to ``IEND`` (trailing bytes are never read) and at most :func:`png_byte_bound` bytes."""
+    file = str(path)
+    head = handle.read(33)
+    header = png_header(head)
+    if header is None:
+        raise ItemError(f"{path}: not a PNG file", rule="png-unreadable", item=item, file=file)
+    width, height, colour, depth = header
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ItemError(
+            f"{path}: {width}x{height} exceeds the limit of {MAX_IMAGE_PIXELS} pixels",
+            rule="png-too-large",
+            item=item,
+            file=file,
+        )
+    bound = png_byte_bound(width, height, colour, depth)
+    parts = [head]
+    total = len(head)
+    while True:
+        chunk_head = handle.read(8)
+        if len(chunk_head) < 8:
+            break  # truncated: the decoder says so
+        length, kind = struct.unpack(">I4s", chunk_head)
+        total += 12 + length
+        if total > bound:
+            raise ItemError(
+                f"{path}: more data than a {width}x{height} PNG can hold",
+                rule="png-unreadable",
+                item=item,
+                file=file,
+            )
+        body = handle.read(length + 4)
+        if kind not in _DROPPED_CHUNKS:
+            parts.append(chunk_head)
+            parts.append(body)
+        if kind == b"IEND" or len(body) < length + 4:
+            break
+    return b"".join(parts)
+
+
 def read_png(path: Path, kind: str, *, item: str | None = None) -> npt.NDArray[Any]:
     """Decode a PNG mask, insisting on its kind.
 
@@ -80,23 +139,9 @@ def read_png(path: Path, kind: str, *, item: str | None = None) -> npt.NDArray[A
         ItemError: ``png-missing``, ``png-unreadable``, ``png-too-large`` or ``png-mode``.
     """
     file = str(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ItemError(f"{path}: no such file", rule="png-missing", item=item, file=file) from None
-    except IsADirectoryError:
-        raise ItemError(f"{path}: is a folder", rule="png-missing", item=item, file=file) from None
-    header = png_header(data)
-    if header is None:
-        raise ItemError(f"{path}: not a PNG file", rule="png-unreadable", item=item, file=file)
-    width, height, colour, depth = header
-    if width * height > MAX_IMAGE_PIXELS:
-        raise ItemError(
-            f"{path}: {width}x{height} exceeds the limit of {MAX_IMAGE_PIXELS} pixels",
-            rule="png-too-large",
-            item=item,
-            file=file,
-        )
+    with open_input(path, item=item, rule="png-missing") as handle:
+        data = read_png_stream(handle, path, item=item)
+    width, height, colour, depth = png_header(data) or (0, 0, 0, 0)
     accepted, description = _KINDS[kind]
     if (colour, depth) not in accepted:
         mode = _PNG_MODES.get((colour, depth), f"colour type {colour}, {depth}-bit")
@@ -274,6 +319,78 @@ def segment_stats(
     return areas, bboxes
 
 
+# ---------------------------------------------------------------- values before native code
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def check_canvas(width: Any, height: Any) -> tuple[int, int]:
+    """``(width, height)`` as ints, if they make an image segconvert will allocate.
+
+    Both must be positive integers and ``width * height`` at most :data:`MAX_IMAGE_PIXELS`
+    (every declared size -- a JSON ``width``/``height``, an RLE ``size``, a polygons file's
+    ``imgWidth``/``imgHeight`` -- passes here before any array is made). Raises ``ValueError``.
+    """
+    if not (_is_int(width) and _is_int(height)):
+        raise ValueError(f"image size {width!r}x{height!r} is not a pair of integers")
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size {width}x{height} is empty")
+    if int(width) * int(height) > MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"image size {width}x{height} exceeds the limit of {MAX_IMAGE_PIXELS} pixels"
+        )
+    return int(width), int(height)
+
+
+def check_polygon(coordinates: Sequence[Any], width: int, height: int) -> list[float]:
+    """One flat polygon ``[x1, y1, x2, y2, ...]`` as floats, if native code may draw it.
+
+    Every coordinate must be a finite number (not a bool) and lie within one image size of
+    the image (``-width <= x <= 2 * width``, likewise y): pycocotools segfaults on NaN,
+    infinity or coordinates near 3e8 and allocates in proportion to the outline's length.
+    Raises ``ValueError`` naming the first bad value.
+    """
+    if len(coordinates) % 2:
+        raise ValueError("a polygon must be a list of an even number of coordinates")
+    values = []
+    for position, value in enumerate(coordinates):
+        if not _is_number(value):
+            raise ValueError(f"polygon coordinate {value!r} is not a number")
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"polygon coordinate {value!r} is not finite")
+        side = width if position % 2 == 0 else height
+        if not -side <= number <= 2 * side:
+            axis = "x" if position % 2 == 0 else "y"
+            raise ValueError(
+                f"polygon {axis} = {value!r} lies far outside the {width}x{height} image"
+            )
+        values.append(number)
+    return values
+
+
+def check_points(points: Any, width: int, height: int) -> list[tuple[float, float]]:
+    """A polygon as ``[[x, y], ...]`` (Cityscapes) as float pairs, checked as
+    :func:`check_polygon` checks a flat one; a point that is not a pair raises ``ValueError``."""
+    if not isinstance(points, (list, tuple)):
+        raise ValueError("a polygon must be a list of [x, y] points")
+    flat: list[Any] = []
+    for point in points:
+        if not isinstance(point, (list, tuple)) or len(point) != 2:
+            raise ValueError(f"polygon point {point!r} is not an [x, y] pair")
+        flat.extend(point)
+    values = check_polygon(flat, width, height)
+    return list(zip(values[::2], values[1::2], strict=True))
+
+
 # ---------------------------------------------------------------- COCO RLE (via pycocotools)
 
 
@@ -334,6 +451,7 @@ def compressed_rle(segmentation: Any, height: int, width: int) -> dict[str, Any]
     """
     from pycocotools import mask as mask_utils
 
+    width, height = check_canvas(width, height)
     if isinstance(segmentation, list):
         return _polygons_rle(segmentation, height, width)
     if (
@@ -368,10 +486,9 @@ def _polygons_rle(polygons: list[Any], height: int, width: int) -> dict[str, Any
 
     rings = []
     for ring in polygons:
-        if not isinstance(ring, list) or len(ring) % 2:
+        if not isinstance(ring, list):
             raise ValueError("a polygon must be a list of an even number of coordinates")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ring):
-            raise ValueError("polygon coordinates must be numbers")
+        ring = check_polygon(ring, width, height)
         if len(ring) >= 2:
             # pycocotools takes a first ring of exactly 4 numbers for a bbox: pad short rings
             # by repeating the last point (same shape, never a bbox).

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from segconvert import storage
 from segconvert.blame import blame
 from segconvert.descriptors import ExportContext, Exporter, Importer, Option
-from segconvert.errors import OutputError, UsageError
-from segconvert.journal import JOURNAL_NAME
+from segconvert.errors import UsageError
+from segconvert.journal import has_journal
 from segconvert.model import Dataset, check_categories
+from segconvert.ownership import check_output
 from segconvert.registry import Registry, build_registry
 from segconvert.subset import Subset
 from segconvert.transforms import (
@@ -53,6 +55,9 @@ class ConversionPlan:
     """What identifies this conversion for ``--resume`` (source, formats, options, transform)."""
     subset: Subset = Subset()
     """Which items to convert (``--limit``, ``--items``); everything by default."""
+    overwrite: bool = False
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    """fsspec options for URL sources and outputs (``--storage-option``)."""
 
 
 def split_options(
@@ -122,23 +127,13 @@ def _with_defaults(known: Mapping[str, Option], given: Mapping[str, Any]) -> dic
     return values
 
 
-def check_output(output: Path, source: Path | None, overwrite: bool, resume: bool = False) -> None:
-    """Refuse a non-empty output folder (unless ``overwrite``, or ``resume`` with a journal)
-    or one that is the source (``None``: samples built in memory, no source folder)."""
-    if output.exists() and not output.is_dir():
-        raise OutputError(f"output {output} exists and is not a folder")
-    resolved = output.resolve()
-    if source is not None:
-        source_dir = source.resolve() if source.is_dir() else source.resolve().parent
-        if resolved == source_dir:
-            raise OutputError(f"output {output} is the source folder; choose another")
-    if output.is_dir() and any(output.iterdir()) and not overwrite:
-        if resume and (output / JOURNAL_NAME).is_file():
-            return
-        hint = " (and has no interrupted conversion to resume)" if resume else ""
-        raise OutputError(
-            f"output folder {output} is not empty{hint}; pass --overwrite to write into it"
-        )
+def _check_output_names(exporter: Exporter, options: Mapping[str, Any], output: Path) -> None:
+    """Every name the command line gives an output file (options named ``*-name``, such as
+    ``--json-name``) must stay inside the output folder."""
+    for option in exporter.options:
+        value = options.get(option.key)
+        if option.key.endswith("_name") and isinstance(value, str):
+            storage.contained_name(output, value, what=f"--{option.name}")
 
 
 def _check_requirements(*descriptors: Importer | Exporter) -> None:
@@ -163,6 +158,7 @@ def plan_conversion(
     on_overflow: OverflowPolicy | str = OverflowPolicy.ERROR,
     void_label: str | None = None,
     subset: Subset | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> ConversionPlan:
     """Decide and check a conversion (the arguments are those of :func:`segconvert.convert`;
     ``subset`` is its ``limit`` and ``items``).
@@ -170,7 +166,8 @@ def plan_conversion(
     Raises:
         SegconvertError: anything dataset-level that is wrong, before any output is written.
     """
-    source_path, output_path = Path(source), Path(output)
+    source_path = storage.location(source, storage_options)
+    output_path = storage.location(output, storage_options)
     registry = registry or build_registry()
     if from_format:
         importer = registry.importer(from_format)
@@ -180,9 +177,10 @@ def plan_conversion(
     exporter = registry.exporter(to_format)
     import_options, export_options = split_options(importer, exporter, options, registry)
     _check_requirements(importer, exporter)
+    _check_output_names(exporter, export_options, output_path)
     if not source_path.exists():
         raise UsageError(f"source {source_path} does not exist")
-    check_output(output_path, source_path, overwrite, resume)
+    check_output(output_path, source_path, overwrite, resume, has_journal=has_journal)
     importer_provider = registry.describe_importer_provider(importer.name)
     with blame(importer_provider, importer.name, "scan"):
         dataset = importer.open(source_path, import_options)
@@ -202,6 +200,8 @@ def plan_conversion(
         on_overflow=on_overflow,
         void_label=void_label,
         subset=subset,
+        overwrite=overwrite,
+        storage_options=storage_options,
     )
 
 
@@ -222,6 +222,8 @@ def plan_dataset(
     on_overflow: OverflowPolicy | str = OverflowPolicy.ERROR,
     void_label: str | None = None,
     subset: Subset | None = None,
+    overwrite: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> ConversionPlan:
     """The dataset-level half of :func:`plan_conversion`, for a dataset already opened (or
     built in memory, as :func:`segconvert.write` does): label map, transform, export context,
@@ -273,4 +275,6 @@ def plan_dataset(
         resume=resume,
         params=params,
         subset=subset,
+        overwrite=overwrite,
+        storage_options=dict(storage_options or {}),
     )

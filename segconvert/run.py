@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segconvert import schemas
+from segconvert import schemas, storage
 from segconvert.blame import blame
 from segconvert.errors import ItemError, PluginError
-from segconvert.executors import default_jobs, run_items
-from segconvert.files import TEMPORARY_PREFIX, TEMPORARY_SUFFIX, atomic_open
+from segconvert.executors import Executor, default_jobs, make_executor
 from segconvert.items import FinishedItem, ItemJob, ItemResult, ItemStatus, unique_references
-from segconvert.journal import Journal
+from segconvert.journal import Journal, check_resumed, has_journal
 from segconvert.main_guard import check_main_guard
 from segconvert.model import ItemRef, RejectedItem, reference_id
+from segconvert.ownership import remove_temporaries, take_ownership
 from segconvert.plan import ConversionPlan
+from segconvert.storage import atomic_open
 
 ERROR_REPORT_NAME = "segconvert-errors.jsonl"
 """File name of the per-item error report, written inside the output folder."""
@@ -147,12 +149,6 @@ def _count_rules(records: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def remove_stale_temporaries(output: Path) -> None:
-    """Delete temporary files a killed run of ours left behind (only names we make)."""
-    for path in output.rglob(f"{TEMPORARY_PREFIX}*{TEMPORARY_SUFFIX}"):
-        path.unlink(missing_ok=True)
-
-
 class RecordFeed:
     """The records of the converted items, in input order, as the exporter reads them.
 
@@ -176,10 +172,19 @@ class RecordFeed:
         self.exhausted = True
 
 
-def _resumable(refs: Iterable[ItemRef], journal: Journal) -> Iterator[ItemRef]:
+def _resumable(
+    refs: Iterable[ItemRef], journal: Journal, listed: deque[ItemRef]
+) -> Iterator[ItemRef]:
+    """``refs`` with the items an interrupted run finished replaced by their results (each
+    checked to be the same item as then); every ref is also queued on ``listed``."""
     for position, ref in enumerate(refs):
+        listed.append(ref)
         finished = journal.previous.get(position)
-        yield FinishedItem(finished) if finished else ref
+        if finished is None:
+            yield ref
+        else:
+            check_resumed(position, ref, finished)
+            yield FinishedItem(finished.result)
 
 
 def run_plan(
@@ -189,6 +194,9 @@ def run_plan(
     fail_fast: bool = False,
     progress: Progress | None = None,
     started: float | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    item_timeout: float | None = None,
     start_method: str | None = None,
 ) -> ConversionReport:
     """Run every item of ``plan``, write the aggregate files and the reports.
@@ -199,23 +207,68 @@ def run_plan(
         progress: called after every item with ``(items done, total or None)``.
         started: the ``time.perf_counter()`` the conversion began at (default: now), so the
             report's time includes planning.
+        executor: ``"local"`` (this process or ``jobs`` worker processes) or ``"dask"``.
+        scheduler: with ``"dask"``, a running scheduler's address (default: a local cluster
+            of ``jobs`` workers).
+        item_timeout: seconds one item may take before it is stopped and reported.
         start_method: how worker processes start (see :func:`segconvert.executors.run_items`).
     """
     started = time.perf_counter() if started is None else started
-    exporter, context, dataset = plan.exporter, plan.context, plan.dataset
-    if (jobs or default_jobs()) > 1:
+    jobs = jobs or default_jobs()
+    if storage.in_memory(plan.source) or storage.in_memory(plan.output):
+        jobs = 1  # a memory:// filesystem lives in this process only
+    remote = storage.is_remote(plan.source) or storage.is_remote(plan.output)
+    if remote and start_method is None:
+        start_method = "spawn"  # fsspec's async clients do not survive a fork
+    runner = make_executor(
+        executor,
+        jobs=jobs,
+        scheduler=scheduler,
+        item_timeout=item_timeout,
+        start_method=start_method,
+    )
+    if jobs > 1:
         check_main_guard()  # before anything is written
-    plan.output.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(plan.output)
-    journal = Journal.open(plan.output, plan.params, plan.resume)
+    ownership = take_ownership(
+        plan.output,
+        plan.source,
+        overwrite=plan.overwrite,
+        resume=plan.resume,
+        has_journal=has_journal,
+    )
+    storage.guard_output(ownership.guard)
+    try:
+        return _run_owned(plan, ownership, runner, fail_fast, progress, started)
+    finally:
+        storage.guard_output(None)
+        ownership.release()
+
+
+def _run_owned(
+    plan: ConversionPlan,
+    ownership: Any,
+    runner: Executor,
+    fail_fast: bool,
+    progress: Progress | None,
+    started: float,
+) -> ConversionReport:
+    exporter, context, dataset = plan.exporter, plan.context, plan.dataset
+    journal = Journal.open(
+        plan.output,
+        plan.params,
+        plan.resume,
+        source=plan.source,
+        record_module=getattr(exporter.write_item, "__module__", None),
+    )
     report = ConversionReport(plan.source, plan.output, plan.importer.name, exporter.name)
     report.notes.extend(dataset.notes)
     report.warnings.extend(note["message"] for note in dataset.notes)
     done = 0
+    listed: deque[ItemRef] = deque()
 
     def on_result(result: ItemResult) -> None:
         nonlocal done
-        journal.add(done, result)
+        journal.add(done, result, listed.popleft())
         done += 1
         if progress:
             progress(done, dataset.size if plan.subset.is_everything else None)
@@ -229,15 +282,22 @@ def run_plan(
                 file=error.get("file"),
             )
 
-    completed = False
     try:
         if exporter.prepare:
             with blame(plan.exporter_provider, exporter.name, "prepare"):
                 exporter.prepare(context)
         assert dataset.loader is not None
-        job = ItemJob(dataset.loader, dataset.context, exporter.write_item, context, plan.transform)
-        refs = _resumable(unique_references(plan.subset.select(dataset.items)), journal)
-        feed = RecordFeed(run_items(job, refs, jobs, start_method), on_result)
+        job = ItemJob(
+            dataset.loader,
+            dataset.context,
+            exporter.write_item,
+            context,
+            plan.transform,
+            storage_options=plan.storage_options,
+            guard=ownership.guard,
+        )
+        refs = _resumable(unique_references(plan.subset.select(dataset.items)), journal, listed)
+        feed = RecordFeed(runner.map(job, refs), on_result)
         with blame(plan.exporter_provider, exporter.name, "write_dataset"):
             report.files = list(exporter.write_dataset(feed, context) or [])
         if not feed.exhausted:
@@ -246,14 +306,20 @@ def run_plan(
                 f"without reading all its records (only {done} item(s) ran); "
                 "an exporter must consume every record it is given"
             )
-        completed = True
-    finally:
-        journal.close(completed=completed)
+        remove_temporaries(plan.output)  # a worker killed mid-write leaves its temporary
+    except BaseException:
+        journal.close(completed=False)
+        raise
+    # The reports are final before the run is marked complete, and only then does the
+    # journal go: a kill anywhere in between leaves a resumable folder, never one that looks
+    # complete with its failures recorded nowhere.
     if exporter.next_steps:
         with blame(plan.exporter_provider, exporter.name, "next_steps"):
             report.next_steps = list(exporter.next_steps(context))
     report.error_report = write_error_report(plan.output, report.errors)
     report.notes_report = write_jsonl_report(plan.output / NOTES_REPORT_NAME, report.notes)
+    ownership.finish(complete=True)
+    journal.close(completed=True)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -288,7 +354,7 @@ def write_jsonl_report(path: Path, records: list[dict[str, Any]]) -> Path | None
     With none, a stale report of an earlier run into the same folder is removed.
     """
     if not records:
-        path.unlink(missing_ok=True)
+        storage.remove(path)
         return None
     with atomic_open(path) as handle:
         for record in records:

@@ -18,6 +18,7 @@ Every helper raises ``AssertionError`` with a readable message when something is
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 from pathlib import Path
@@ -187,8 +188,10 @@ def check_round_trip(
         builtins=False,
     )
     out = tmp_path / "written"
+    source = tmp_path / "sample"  # the sample plugin reads nothing; the output is not inside it
+    source.mkdir(exist_ok=True)
     plan = plan_conversion(
-        tmp_path,
+        source,
         out,
         from_format="segconvert-sample",
         to_format=format_name,
@@ -199,7 +202,8 @@ def check_round_trip(
     check_picklable(plan.exporter.write_item, f"{format_name}: the exporter's write_item")
     check_picklable(plan.context, f"{format_name}: the ExportContext (its options and metadata)")
     _, sample = sample_dataset()
-    check_picklable(plan.exporter.write_item(plan.transform.apply(sample), plan.context),
+    probe = dataclasses.replace(plan.context, output=tmp_path / "probe")  # not the run's output
+    check_picklable(plan.exporter.write_item(plan.transform.apply(sample), probe),
                     f"{format_name}: the record write_item returned")  # fmt: skip
     written = run_plan(plan, jobs=2, start_method=WORKER_START_METHOD)
     assert written.exit_code == 0, f"export failed: {written.errors}"

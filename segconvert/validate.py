@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from segconvert.blame import blame
 from segconvert.descriptors import STRICT, ExportContext
-from segconvert.errors import SegconvertError
+from segconvert.errors import SegconvertError, UsageError
 from segconvert.executors import run_items
 from segconvert.items import ItemJob, ItemStatus, unique_references
 from segconvert.model import Sample
 from segconvert.plan import format_options
 from segconvert.registry import Registry, build_registry
+from segconvert.storage import location
 
 
 def _discard(sample: Sample, ctx: ExportContext) -> None:
@@ -51,7 +51,9 @@ def validate_dataset(
         ``(items checked, problems)``; each problem is ``{"item", "file", "rule", "message"}``.
     """
     registry = registry or build_registry()
-    source = Path(path)
+    source = location(path)
+    if not source.exists():
+        raise UsageError(f"{source} does not exist")
     if format:
         importer = registry.importer(format)
         registry.check_kind(importer, source)

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from s3server import s3  # noqa: F401 - the S3 server fixture, for every test module
 
 from segconvert import Registry, build_registry
 

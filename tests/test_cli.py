@@ -52,7 +52,9 @@ def test_unreadable_input_is_one_line_and_exit_one(tmp_path, no_third_party):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     message = [line for line in result.stderr.splitlines() if line.startswith("segconvert: error")]
-    assert len(message) == 1 and "line 2, column" in message[0]
+    assert len(message) == 1 and message[0].endswith(
+        f"{bad}:2:18: Expecting property name enclosed in double quotes"
+    )
 
 
 def test_traceback_flag_shows_the_traceback(tmp_path, no_third_party):

@@ -115,8 +115,9 @@ def test_the_readme_python_example_without_the_guard_stops_at_once_under_spawn(t
         [sys.executable, str(script)], cwd=work, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
-    assert "outside 'if __name__ == \"__main__\":'" in last
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # the one-line explanation, no traceback
+    assert "outside 'if __name__ == \"__main__\":'" in lines[0]
     assert not (work / "out").exists()
 
 

@@ -40,7 +40,7 @@ def test_atomic_open_leaves_the_old_file_when_writing_fails(tmp_path):
 def test_malformed_json_names_file_line_and_column(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text('{\n  "a": 1,\n  "b": }\n')
-    with pytest.raises(InputError, match=r"bad.json: invalid JSON at line 3, column 8"):
+    with pytest.raises(InputError, match=r"bad\.json:3:8: Expecting value"):
         read_json(path)
 
 
@@ -59,17 +59,15 @@ def test_every_output_file_follows_the_umask(tmp_path, umask, expected):
 
     from helpers import PANOPTICAPI
 
-    from segconvert import convert, files
+    from segconvert import convert
 
     previous = os.umask(umask)
-    files._umask.cache_clear()
     try:
         out = tmp_path / "out"
         report = convert(PANOPTICAPI / "panoptic_examples.json", out, to_format="nucleus", jobs=1)
     finally:
         os.umask(previous)
-        files._umask.cache_clear()
-    assert report.exit_code == 0
+        assert report.exit_code == 0
     written = [p for p in out.rglob("*") if p.is_file()]
     assert len(written) >= 4
     assert {p.relative_to(out).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in written} == {

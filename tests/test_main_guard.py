@@ -39,8 +39,11 @@ def test_an_unguarded_script_fails_at_once_with_one_line(tmp_path, method):
         """,
     )
     result = _run(script)
-    assert result.returncode != 0
-    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # one line, no traceback
+    last = lines[0]
+    assert last.startswith("segconvert: error: ")
     assert "migrate.py, whose line 5 starts this conversion outside" in last
     assert 'if __name__ == "__main__":' in last
     assert not (tmp_path / "out").exists()  # refused before anything was written

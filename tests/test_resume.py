@@ -14,7 +14,7 @@ import pytest
 from helpers import ImageSpec, default_spec, segconvert_command, write_coco_panoptic
 from PIL import Image
 
-from segconvert import OutputError, convert
+from segconvert import ItemError, OutputError, convert
 from segconvert.files import TEMPORARY_PREFIX
 from segconvert.journal import JOURNAL_NAME
 
@@ -101,17 +101,12 @@ def test_sigkill_at_a_random_point_then_resume_gives_the_uninterrupted_output(tm
     assert tree_bytes(out) == tree_bytes(reference), f"seed {seed}"
 
 
-def test_resume_reuses_finished_items_and_retries_failed_ones(tmp_path, registry):
-    from helpers import ids_to_rgb, paint_ids
-
-    from segconvert import ItemError
-
+def interrupted_at_i3(tmp_path, registry, options):
+    """Six items, i3's PNG missing, a --fail-fast run stopped there: an interrupted output."""
     specs = [default_spec(f"i{k}", k) for k in range(6)]
     json_path = write_coco_panoptic(tmp_path / "src", specs, skip_png={"i3"})
-    reference = write_coco_panoptic(tmp_path / "ref", specs)
-    options = {"relative_mask_urls": True}
     out = tmp_path / "o"
-    with pytest.raises(ItemError):  # stops at i3: an interrupted run
+    with pytest.raises(ItemError):
         convert(
             json_path,
             out,
@@ -123,9 +118,12 @@ def test_resume_reuses_finished_items_and_retries_failed_ones(tmp_path, registry
             fail_fast=True,
         )
     assert (out / JOURNAL_NAME).is_file() and not (out / "annotations.jsonl").exists()
-    png_dir = json_path.with_suffix("")
-    (png_dir / "i0.png").unlink()  # finished before: must be reused, not redone
-    Image.fromarray(ids_to_rgb(paint_ids(specs[3]))).save(png_dir / "i3.png")  # failed: retried
+    return specs, json_path, out
+
+
+def test_resume_reuses_finished_items_and_retries_failed_ones(tmp_path, registry):
+    options = {"relative_mask_urls": True}
+    specs, json_path, out = interrupted_at_i3(tmp_path, registry, options)
     resumed = convert(
         json_path,
         out,
@@ -136,17 +134,58 @@ def test_resume_reuses_finished_items_and_retries_failed_ones(tmp_path, registry
         jobs=2,
         resume=True,
     )
-    assert resumed.exit_code == 0 and resumed.converted == 6, resumed.errors
-    convert(
+    assert (resumed.converted, resumed.failed) == (5, 1)
+    assert [e["item"] for e in resumed.errors] == ["i3"]  # retried, and still missing
+    reference = tmp_path / "r"
+    again = convert(
+        json_path,
         reference,
-        tmp_path / "r",
         from_format="coco-panoptic",
         to_format="nucleus",
         options=options,
         registry=registry,
         jobs=1,
     )
-    assert tree_bytes(out) == tree_bytes(tmp_path / "r")
+    assert again.failed == 1
+    assert tree_bytes(out) == tree_bytes(reference)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ("remove", "removed panoptic_val/i0.png"),
+        ("add", "added panoptic_val/i3.png"),
+        ("edit", "changed panoptic_val/i1.png"),
+        ("json", "changed panoptic_val.json"),
+    ],
+)
+def test_resume_refuses_a_changed_source_naming_what_changed(tmp_path, registry, change, named):
+    from helpers import ids_to_rgb, paint_ids
+
+    options = {"relative_mask_urls": True}
+    specs, json_path, out = interrupted_at_i3(tmp_path, registry, options)
+    png_dir = json_path.with_suffix("")
+    if change == "remove":
+        (png_dir / "i0.png").unlink()
+    elif change == "add":
+        Image.fromarray(ids_to_rgb(paint_ids(specs[3]))).save(png_dir / "i3.png")
+    elif change == "edit":
+        Image.fromarray(ids_to_rgb(paint_ids(specs[2]))).save(png_dir / "i1.png")
+        os.utime(png_dir / "i1.png", (1, 1))
+    else:
+        json_path.write_text(json_path.read_text() + " ")
+    with pytest.raises(OutputError, match=f"source changed.*{named}"):
+        convert(
+            json_path,
+            out,
+            from_format="coco-panoptic",
+            to_format="nucleus",
+            options=options,
+            registry=registry,
+            jobs=1,
+            resume=True,
+        )
+    assert (out / JOURNAL_NAME).is_file()  # still resumable once the source is put back
 
 
 def test_resume_with_other_options_is_refused(tmp_path, registry):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -61,7 +62,8 @@ def test_three_bad_json_lines_are_all_reported(tmp_path):
     bad = [p for p in problems if p["rule"] == "bad-json"]
     assert [p["item"] for p in bad] == ["line-2", "line-4", "line-6"]
     assert all(p["file"] == str(annotations) for p in bad)
-    assert all("invalid JSON at line" in p["message"] for p in bad)
+    for p, n in zip(bad, (2, 4, 6), strict=True):  # file:line:column: message
+        assert re.match(rf"{re.escape(str(annotations))}:{n}:\d+: ", p["message"]), p["message"]
     assert checked == 6 and len(problems) == 3  # the three good lines were checked and pass
 
 

@@ -27,12 +27,18 @@ from segconvert import (
     ItemError,
     MetaKey,
     Option,
+    RejectedItem,
     Sample,
     Segment,
     UsageError,
+    check_canvas,
+    check_points,
+    is_remote_location,
+    location,
     read_json,
     read_png,
     report_activity,
+    safe_join,
     smallest_index_dtype,
 )
 
@@ -45,7 +51,6 @@ from .labels import (
 )
 from .layout import FILE_NAME, SOURCE_TYPES, city_of
 
-MAX_POLYGON_SIDE = 1 << 15
 INSTANCES_PER_CLASS = 1000
 """Instance ``k`` of class ``c`` is ``c * 1000 + k`` (cityscapesScripts' encoding)."""
 
@@ -83,7 +88,7 @@ ANNOTATION_KINDS = {"fine": "gtFine", "coarse": "gtCoarse"}
 """``--annotations`` choices and the tree each reads."""
 
 
-def find_frames(root: Path, annotations: str = "auto") -> list[FrameRef]:
+def find_frames(root: Path, annotations: str = "auto") -> list[FrameRef | RejectedItem]:
     """Every frame under ``root``, sorted by split, city and frame id.
 
     One annotation tree is read, never a mix: ``annotations="fine"`` reads ``gtFine`` files
@@ -92,14 +97,22 @@ def find_frames(root: Path, annotations: str = "auto") -> list[FrameRef]:
     frame its fine annotation. Frames are grouped by their folder (split and city) as well as
     their id, so one frame id in two cities gives two frames; their reference ids are then
     qualified as ``split/city/frame`` (``city/frame`` when the splits agree) to stay unique.
+    A file that is a symlink leading out of ``root`` is a rejected item (``unsafe-path``).
     """
     found: dict[str, dict[tuple[str, str, str], dict[str, str]]] = {}
+    escaped: list[RejectedItem] = []
     listed = 0
     files = [root] if root.is_file() else root.rglob("*_gt*_*")
     for path in files:
         match = FILE_NAME.match(path.name)
         if not match or match.group("type") not in SOURCE_TYPES:
             continue
+        if path != root and not is_remote_location(path) and path.is_symlink():
+            try:
+                safe_join(root, path.relative_to(root).as_posix(), item=match.group("ref"))
+            except ItemError as exc:
+                escaped.append(RejectedItem(exc))
+                continue
         split = path.parent.parent.name if path.parent.parent != path.parent else ""
         frame = match.group("ref")
         city = path.parent.name if path.parent != root or root.is_file() else city_of(frame, "")
@@ -114,12 +127,12 @@ def find_frames(root: Path, annotations: str = "auto") -> list[FrameRef]:
     places: dict[str, list[tuple[str, str]]] = {}
     for split, city, frame in frames:
         places.setdefault(frame, []).append((split, city))
-    refs = []
+    refs: list[FrameRef | RejectedItem] = []
     for key in sorted(frames):
         split, city, frame = key
         reference_id = qualified_reference_id(frame, split, city, places[frame])
         refs.append(FrameRef(reference_id, split, city, kind, frames[key], frame))
-    return refs
+    return refs + escaped
 
 
 def chosen_kind(found: Mapping[str, object], annotations: str) -> str:
@@ -160,7 +173,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
             "(ignored labels share trainId 255)"
         )
     labels_file = options.get("labels") or written_label_table(path)
-    table = load_label_table(Path(labels_file)) if labels_file else OFFICIAL
+    table = load_label_table(location(labels_file)) if labels_file else OFFICIAL
     annotations = options.get("annotations") or "auto"
     frames = find_frames(path, annotations)
     if not frames:
@@ -184,16 +197,16 @@ def read_values(ref: FrameRef, ctx: CityscapesContext) -> np.ndarray:
     """The frame as an instanceIds-style array (class ids below 1000, instances above)."""
     item = ref.reference_id
     if "instanceIds" in ref.files:  # officially 16-bit; 8-bit files (class ids only) accepted
-        return read_png(Path(ref.files["instanceIds"]), "gray", item=item).astype(np.uint16)
+        return read_png(location(ref.files["instanceIds"]), "gray", item=item).astype(np.uint16)
     if "labelIds" in ref.files:
-        return read_png(Path(ref.files["labelIds"]), "gray8", item=item).astype(np.uint16)
+        return read_png(location(ref.files["labelIds"]), "gray8", item=item).astype(np.uint16)
     if "labelTrainIds" in ref.files:
-        train_ids = read_png(Path(ref.files["labelTrainIds"]), "gray8", item=item)
+        train_ids = read_png(location(ref.files["labelTrainIds"]), "gray8", item=item)
         lut = np.full(256, ctx.table.unlabeled.id, dtype=np.uint16)
         for train_id, label in ctx.table.by_train_id.items():
             lut[train_id] = label.id
         return lut[train_ids]
-    return rasterise_polygons(Path(ref.files["polygons"]), ctx.table, item)
+    return rasterise_polygons(location(ref.files["polygons"]), ctx.table, item)
 
 
 def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
@@ -206,7 +219,7 @@ def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
     the next class."""
     document = read_json(path)
     try:
-        width, height = int(document["imgWidth"]), int(document["imgHeight"])
+        width, height = document["imgWidth"], document["imgHeight"]
         objects = document["objects"]
     except (KeyError, TypeError, ValueError):
         raise ItemError(
@@ -215,13 +228,10 @@ def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
             item=item,
             file=str(path),
         ) from None
-    if not (0 < width <= MAX_POLYGON_SIDE and 0 < height <= MAX_POLYGON_SIDE):
-        raise ItemError(
-            f"image size {width}x{height} out of range",
-            rule="png-too-large",
-            item=item,
-            file=str(path),
-        )
+    try:
+        check_canvas(width, height)
+    except ValueError as exc:
+        raise ItemError(str(exc), rule="image-too-large", item=item, file=str(path)) from None
     by_name = table.by_name
     image = Image.new("I", (width, height), table.unlabeled.id)
     drawer = ImageDraw.Draw(image)
@@ -255,7 +265,12 @@ def rasterise_polygons(path: Path, table: LabelTable, item: str) -> np.ndarray:
                 )
             value = label.id * INSTANCES_PER_CLASS + number
             instances[name] = number + 1
-        points = [tuple(p) for p in obj.get("polygon", [])]
+        try:
+            points = check_points(obj.get("polygon", []), width, height)
+        except ValueError as exc:
+            raise ItemError(
+                f"object {obj.get('label')!r}: {exc}", rule="bad-polygon", item=item, file=str(path)
+            ) from None
         if len(points) >= 2:
             drawer.polygon(points, fill=value)
     return np.asarray(image, dtype=np.int32)  # class*1000+k may pass 65535: no uint16 wrap
@@ -345,7 +360,7 @@ def ignored_note(pixels_by_class: Mapping[str, int]) -> dict[str, Any]:
 
 def check_label_ids(ref: FrameRef, instance_ids: np.ndarray) -> None:
     """Strict mode: labelIds must equal the class of instanceIds at every pixel."""
-    label_ids = read_png(Path(ref.files["labelIds"]), "gray8", item=ref.reference_id)
+    label_ids = read_png(location(ref.files["labelIds"]), "gray8", item=ref.reference_id)
     if label_ids.shape != instance_ids.shape:
         raise ItemError(
             f"labelIds is {label_ids.shape}, instanceIds {instance_ids.shape}",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,16 +18,18 @@ from segconvert import (
     MetaKey,
     Option,
     Sample,
+    Spool,
     assign_ids,
-    atomic_write_json,
     categories_to_coco,
     ids_to_rgb_table,
     image_record,
     json_native,
+    missing_ids,
     paint,
     safe_join,
     schemas,
     segment_stats,
+    write_json_streamed,
     write_png,
 )
 
@@ -162,15 +164,32 @@ def check_dataset(ctx: ExportContext) -> None:
 
 
 def write_dataset(records: Iterable[CocoRecord], ctx: ExportContext) -> list[Path]:
-    """Write the panoptic JSON (validated) from every item's record."""
-    collected = list(records)
-    assign_image_ids(collected)
-    document = dataset_skeleton(ctx)
-    document["images"] = [r.image for r in collected]
-    document["annotations"] = [r.annotation for r in collected]
-    path = ctx.output / f"{json_name(ctx)}.json"
-    atomic_write_json(path, document)
+    """Write the panoptic JSON (validated) from every item's record, streamed: the records wait
+    in a local spool file, never all in memory, and the arrays are written item by item."""
+    with Spool() as spool:
+        for record in records:
+            spool.add([record.image, record.annotation])
+        ids = spooled_image_ids(spool)
+        images = ({**image, "id": ids(k, image)} for k, (image, _) in enumerate(spool))
+        annotations = (
+            {**annotation, "image_id": ids(k, image)} for k, (image, annotation) in enumerate(spool)
+        )
+        path = ctx.output / f"{json_name(ctx)}.json"
+        write_json_streamed(
+            path, dataset_skeleton(ctx), {"images": images, "annotations": annotations}
+        )
     return [path, ctx.output / json_name(ctx)]
+
+
+def spooled_image_ids(spool: Spool) -> Callable[[int, dict[str, Any]], Any]:
+    """The id of the image at each position, as :func:`assign_image_ids` gives it, found in
+    one pass that keeps only the ids (not the records)."""
+    assigned = missing_ids(image.get("id") for image, _ in spool)
+
+    def image_id(position: int, image: dict[str, Any]) -> Any:
+        return assigned.get(position, image.get("id"))
+
+    return image_id
 
 
 EXPORTER = Exporter(

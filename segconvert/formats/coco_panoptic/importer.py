@@ -35,6 +35,7 @@ from segconvert import (
     json_sections,
     json_stream,
     json_top_level_is_list,
+    location,
     map_ids,
     placeholder_categories,
     read_json,
@@ -123,7 +124,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
     """
     json_path = find_json(path)
     file = str(json_path)
-    png_dir = Path(options["png_dir"]) if options.get("png_dir") else json_path.with_suffix("")
+    png_dir = location(options["png_dir"]) if options.get("png_dir") else json_path.with_suffix("")
     if not png_dir.is_dir():
         raise InputError(f"PNG folder {png_dir} not found; pass --png-dir", file=str(png_dir))
     if json_top_level_is_list(json_path):  # a bare segments_info list: one image
@@ -144,7 +145,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
             raise InputError(f"{file}: not a COCO panoptic file (no annotations)", file=file)
     if options.get("categories"):
         categories = categories_from_coco(
-            read_json(Path(options["categories"])), options["categories"]
+            read_json(location(options["categories"])), options["categories"]
         )
     elif "categories" in sections:
         categories = categories_from_coco(sections["categories"], file)
@@ -284,7 +285,7 @@ def load(ref: CocoRef, ctx: CocoContext) -> Sample:
     """Decode one panoptic PNG into an index mask with one segment per segments_info entry."""
     item = ref.reference_id
     infos = check_segments_info(ref, ctx)
-    rgb = read_png(Path(ref.png), "rgb", item=item)
+    rgb = read_png(location(ref.png), "rgb", item=item)
     height, width = rgb.shape[:2]
     image = dict(ref.image) if ref.image else None
     if image is not None and (image.get("width"), image.get("height")) != (width, height):

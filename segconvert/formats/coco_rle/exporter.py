@@ -173,6 +173,12 @@ def write_item(sample: Sample, ctx: ExportContext) -> RleRecord | str:
     }
     schemas.validate(SA1B_IMAGE, document, item=sample.reference_id)
     path = safe_join(ctx.output, f"{sample.reference_id}.json", item=sample.reference_id)
+    if path == ctx.output / CATEGORIES_FILE:
+        raise ItemError(
+            f"image {sample.reference_id!r} would overwrite {CATEGORIES_FILE}",
+            rule="duplicate-output-name",
+            item=sample.reference_id,
+        )
     atomic_write_json(path, document)
     return str(path)
 

@@ -38,6 +38,7 @@ from segconvert import (
     intervals_of,
     json_first_item,
     json_root,
+    location,
     placeholder_categories,
     read_json,
     read_spans,
@@ -120,7 +121,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
         return per_image_dataset(refs, options, overlap, path.parent / CATEGORIES_FILE)
     images, categories_doc = index.images, index.values.get("categories")
     notes: list[dict[str, Any]] = []
-    categories_file = Path(options["categories"]) if options.get("categories") else None
+    categories_file = location(options["categories"]) if options.get("categories") else None
     if categories_file is None and index.results and (path.parent / CATEGORIES_FILE).is_file():
         categories_file = path.parent / CATEGORIES_FILE  # written by our exporter with results
     if categories_file is not None:
@@ -239,7 +240,7 @@ def per_image_dataset(
     """A dataset of SA-1B-style files. With categories (``--categories``, or the
     ``categories.json`` our exporter writes next to them) annotations keep their
     ``category_id``; without, every mask gets the one ``--label``."""
-    source = Path(options["categories"]) if options.get("categories") else categories_file
+    source = location(options["categories"]) if options.get("categories") else categories_file
     keep_hidden = not options.get("drop_hidden")
     if source.is_file():
         categories = categories_from_coco(read_json(source), str(source))
@@ -323,7 +324,7 @@ def image_size(ref: RleRef, image: Mapping[str, Any], annotations: list[Any]) ->
 
 def read_per_image_file(ref: RleRef) -> tuple[Mapping[str, Any], list[Any]]:
     """The ``image`` record and ``annotations`` of an SA-1B-style file."""
-    document = read_json(Path(ref.file))
+    document = read_json(location(ref.file))
     if not (
         isinstance(document, dict)
         and isinstance(document.get("image"), dict)
@@ -344,7 +345,7 @@ def read_annotations(ref: RleRef) -> tuple[Mapping[str, Any], list[Any], Any]:
         image, annotations = read_per_image_file(ref)
         image_id = image.get("image_id", image.get("id"))
         return {**image, "id": image_id}, annotations, image_id
-    annotations = read_spans(Path(ref.file), zip(*ref.spans, strict=True)) if ref.spans else []
+    annotations = read_spans(location(ref.file), zip(*ref.spans, strict=True)) if ref.spans else []
     return ref.image or {"id": ref.image_id}, annotations, ref.image_id
 
 

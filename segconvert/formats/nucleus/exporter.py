@@ -8,6 +8,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -21,7 +22,9 @@ from segconvert import (
     UsageError,
     atomic_open,
     atomic_write_json,
+    is_remote_location,
     json_native,
+    make_folder,
     safe_join,
     schemas,
     write_png,
@@ -58,16 +61,21 @@ def check_dataset(ctx: ExportContext) -> None:
 
 def prepare(ctx: ExportContext) -> None:
     """Make the masks folder."""
-    (ctx.output / MASKS).mkdir(parents=True, exist_ok=True)
+    make_folder(ctx.output / MASKS)
 
 
 def mask_url(ctx: ExportContext, relative: str, path: Path) -> str:
-    """The ``mask_url`` of one mask: remote with a prefix, else a local path the SDK can open."""
+    """The ``mask_url`` of one mask: under the prefix when given (the name percent-encoded, so
+    ``#`` or ``?`` in a reference id cannot cut the URL short), the object written when the
+    output is remote (``s3://bucket/out/masks/<reference_id>.png``), else a local path the SDK
+    can open."""
     prefix = ctx.options.get("mask_url_prefix")
     if prefix:
-        return prefix.rstrip("/") + "/" + relative
+        return prefix.rstrip("/") + "/" + quote(relative, safe="/")
     if ctx.options.get("relative_mask_urls"):
         return relative
+    if is_remote_location(ctx.output):
+        return str(ctx.output).rstrip("/") + "/" + quote(relative, safe="/")
     return str(path.resolve())
 
 

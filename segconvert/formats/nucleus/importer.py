@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 import numpy.typing as npt
@@ -32,7 +32,9 @@ from segconvert import (
     RejectedItem,
     Sample,
     Segment,
+    is_remote_location,
     json_lines,
+    location,
     read_json,
     read_png,
     reject,
@@ -148,7 +150,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
     """Read the taxonomy and list the annotation lines."""
     annotations_file = find_annotations(path)
     root = annotations_file.parent
-    taxonomy_path = Path(options["taxonomy"]) if options.get("taxonomy") else root / TAXONOMY
+    taxonomy_path = location(options["taxonomy"]) if options.get("taxonomy") else root / TAXONOMY
     metadata: dict[str, Any] = {}
     void_label = DEFAULT_VOID_LABEL
     if taxonomy_path.is_file():
@@ -162,7 +164,7 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
     images = load_image_records(root / IMAGES)
     context = NucleusContext(
         root=root,
-        mask_dir=Path(options["mask_dir"]) if options.get("mask_dir") else None,
+        mask_dir=location(options["mask_dir"]) if options.get("mask_dir") else None,
         categories_by_id={c.id: c for c in categories},
         categories_by_name={c.name: c for c in categories},
         void_label=void_label,
@@ -204,9 +206,13 @@ def resolve_mask(url: str, ctx: NucleusContext, item: str) -> Path:
     that exists under one of them; failing that, the error says which case it is.
     """
     bases = [b for b in (ctx.mask_dir, ctx.root) if b is not None]
-    remote = is_remote(url)
+    for base in bases:  # a URL naming an object under the dataset itself (a remote export)
+        prefix = str(base).rstrip("/") + "/"
+        if is_remote_location(base) and url.startswith(prefix):
+            return safe_join(base, unquote(url[len(prefix) :]), item=item)
+    remote = is_remote(url) or "://" in url
     if remote:
-        parts = PurePosixPath(urlparse(url).path).parts[1:]
+        parts = PurePosixPath(unquote(urlparse(url).path)).parts[1:]
     else:
         local = Path(url)
         if not local.is_absolute():

@@ -1,0 +1,698 @@
+"""Every file the host or a plugin touches: local paths and fsspec URLs, read and written safely.
+
+A *location* is a :class:`pathlib.Path` for a local file and a :class:`upath.UPath` (the pathlib
+API over fsspec, kept by the fsspec project) for a URL such as ``s3://bucket/out``, ``gs://``,
+``az://`` or ``memory://``. Formats use the Path API they know (``/``, ``.name``, ``.glob``,
+``.is_file``) and the helpers below, and never learn which filesystem they are on.
+
+Reading: :func:`open_input` opens regular files only (a FIFO or a device is refused without
+blocking), and :func:`read_bytes` refuses files larger than the caller's bound before reading.
+
+Writing: :func:`atomic_open` writes to a temporary name next to the final one and renames it into
+place (locally), or uploads one complete object when the data is complete (remotely: a local
+temporary file then a single put), so a reader never sees a partial file or object. New files get
+the permissions the user's umask gives (``0o666 & ~umask``). While a run owns an output folder
+(:func:`guard_output`), every write is checked to stay inside it and never to replace a file that
+segconvert did not write.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import io
+import os
+import re
+import stat
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, cast
+
+from segconvert.errors import InputError, ItemError, OutputError, UsageError
+
+TEMPORARY_PREFIX = ".segconvert-tmp."
+TEMPORARY_SUFFIX = ".tmp"
+"""Temporary files are ``.segconvert-tmp.<name>.<random>.tmp`` next to their final name (the
+name shortened when the whole would pass the file system's limit); a killed run may leave some,
+which the next run into the folder removes."""
+
+NAME_MAX = 255
+"""Longest file name (bytes) on the file systems we write to."""
+
+EXTRAS = {
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "az": "azure",
+    "abfs": "azure",
+    "abfss": "azure",
+    "adl": "azure",
+}
+"""URL scheme -> the segconvert extra that installs its fsspec driver."""
+
+_URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
+_options_lock = threading.Lock()
+_storage_options: dict[str, Any] = {}
+
+
+# ---------------------------------------------------------------- locations
+
+
+def url_scheme(target: str | os.PathLike[str]) -> str | None:
+    """The scheme of ``target`` when it is a URL (``"s3"``), else None."""
+    match = _URL.match(os.fspath(target)) if isinstance(target, str) else None
+    return match.group("scheme").lower() if match else None
+
+
+def configure(storage_options: Mapping[str, Any] | None) -> None:
+    """Set the fsspec options (credentials, ``endpoint_url``...) used for every URL location
+    made from a plain string from now on, in this process (the pipeline sets them in workers)."""
+    with _options_lock:
+        _storage_options.clear()
+        _storage_options.update(storage_options or {})
+
+
+def current_options() -> dict[str, Any]:
+    """The fsspec options set by :func:`configure`."""
+    with _options_lock:
+        return dict(_storage_options)
+
+
+def location(
+    target: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
+) -> Path:
+    """``target`` as a location: a :class:`~pathlib.Path` for a local path or ``file://`` URL,
+    a :class:`upath.UPath` for any other fsspec URL.
+
+    A location already made is returned as it is. Options come from ``storage_options``, else
+    from :func:`configure`; fsspec adds what the environment and its config hold
+    (``AWS_ENDPOINT_URL``, ``~/.aws``, ``FSSPEC_S3_*``...).
+
+    Raises:
+        UsageError: the URL's driver is not installed (the message names the extra to install),
+            or the URL is malformed.
+    """
+    if isinstance(target, Path):
+        return target
+    if not isinstance(target, str) and is_remote(cast(Path, target)):
+        return cast(Path, target)
+    text = os.fspath(target)
+    if "\x00" in text:
+        raise UsageError(f"{text!r}: a NUL character is not allowed in a path")
+    scheme = url_scheme(text)
+    if scheme is None:
+        return Path(text)
+    if scheme in ("file", "local"):
+        return Path(text.split("://", 1)[1])
+    options = dict(storage_options) if storage_options is not None else current_options()
+    from upath import UPath
+
+    try:
+        path = UPath(text, **options)
+        path.fs  # noqa: B018 - instantiating the filesystem imports its driver
+    except ImportError as exc:
+        extra = EXTRAS.get(scheme)
+        hint = f'pip install "segconvert[{extra}]"' if extra else f"install its driver ({exc})"
+        raise UsageError(f"{text}: no driver for {scheme}:// URLs is installed; {hint}") from None
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{text}: cannot use this URL ({exc})") from None
+    return cast(Path, path)
+
+
+def is_remote(path: Path) -> bool:
+    """Whether ``path`` is on a filesystem other than the local one."""
+    return not isinstance(path, Path)
+
+
+def in_memory(path: Path) -> bool:
+    """Whether ``path`` is on fsspec's ``memory://`` filesystem (one process's memory)."""
+    return is_remote(path) and getattr(path, "protocol", "") == "memory"
+
+
+def _fs_path(path: Path) -> tuple[Any, str]:
+    """The fsspec filesystem and its own path for a remote location."""
+    upath = cast(Any, path)
+    return upath.fs, upath.path
+
+
+def display(path: Path) -> str:
+    """How ``path`` is named in messages and reports (URLs keep their scheme)."""
+    return str(path)
+
+
+def parse_storage_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["KEY=VALUE", ...]`` from ``--storage-option`` as a mapping; values that read as JSON
+    (``true``, ``3``, ``{"a": 1}``) take that type, others stay strings. ``client_kwargs.KEY``
+    nests."""
+    import json
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--storage-option {pair!r}: expected KEY=VALUE")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        target = options
+        *parents, last = key.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[last] = value
+    return options
+
+
+# ---------------------------------------------------------------- reading
+
+
+def open_input(path: Path, *, item: str | None = None, rule: str | None = None) -> IO[bytes]:
+    """Open ``path`` for reading in binary mode: regular files only, never blocking.
+
+    A FIFO, socket or device (``/dev/zero``) is refused before anything is read, and a folder
+    given where a file is expected is named as such. With ``item`` or ``rule`` the errors are
+    an :class:`ItemError` (``rule``, default ``file-missing``, when it cannot be opened;
+    ``not-a-file`` when it is no regular file); without, an :class:`InputError` about the input
+    as a whole.
+    """
+    rule = rule or ("file-missing" if item is not None else None)
+    if is_remote(path):
+        return _open_remote_input(path, item=item, rule=rule)
+    name = os.fspath(path)
+    try:
+        if "\x00" in name:
+            raise ValueError("a NUL character is not allowed in a path")
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise _input_error(f"{path}: no such file", item, rule, path) from None
+    except IsADirectoryError:
+        raise _input_error(
+            f"{path}: is a folder, expected a file", item, rule and "not-a-file", path
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise _input_error(f"{path}: cannot open ({_reason(exc)})", item, rule, path) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise _input_error(
+                f"{path}: is a folder, expected a file", item, rule and "not-a-file", path
+            )
+        if not stat.S_ISREG(mode):
+            raise _input_error(
+                f"{path}: not a regular file (FIFO, socket or device)",
+                item,
+                rule and "not-a-file",
+                path,
+            )
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+REMOTE_BLOCK = 1 << 20
+"""Bytes fetched per ranged GET when reading an object (most masks arrive in one request)."""
+
+
+class _RangeReader(io.RawIOBase):
+    """An object read with ranged GETs, the first one made on opening (no HEAD request)."""
+
+    def __init__(self, fs: Any, path: str, first: bytes) -> None:
+        super().__init__()
+        self._fs, self._path = fs, path
+        self._pending = first
+        self._position = len(first)
+        self._eof = len(first) < REMOTE_BLOCK
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._pending and not self._eof:
+            size = max(len(buffer), REMOTE_BLOCK)
+            try:
+                self._pending = self._fs.cat_file(
+                    self._path, start=self._position, end=self._position + size
+                )
+            except OSError as exc:
+                if "not satisfiable" not in str(exc):
+                    raise
+                self._pending = b""
+            self._position += len(self._pending)
+            self._eof = len(self._pending) < size
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+def _open_remote_input(path: Path, *, item: str | None, rule: str | None) -> IO[bytes]:
+    fs, fs_path = _fs_path(path)
+    try:
+        first = fs.cat_file(fs_path, start=0, end=REMOTE_BLOCK)
+    except FileNotFoundError:
+        if fs.isdir(fs_path):
+            raise _input_error(
+                f"{path}: is a folder, expected a file", item, rule and "not-a-file", path
+            ) from None
+        raise _input_error(f"{path}: no such file", item, rule, path) from None
+    except OSError as exc:
+        if "not satisfiable" in str(exc):  # an empty object
+            return io.BytesIO(b"")
+        raise _input_error(f"{path}: cannot open ({_reason(exc)})", item, rule, path) from None
+    return io.BufferedReader(_RangeReader(fs, fs_path, first), REMOTE_BLOCK)
+
+
+def read_bytes(
+    path: Path, *, limit: int | None = None, item: str | None = None, rule: str | None = None
+) -> bytes:
+    """The content of ``path`` (see :func:`open_input`), refused unread when it is larger than
+    ``limit`` bytes."""
+    rule = rule or ("file-missing" if item is not None else None)
+    with open_input(path, item=item, rule=rule) as handle:
+        if limit is None:
+            return handle.read()
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise _input_error(
+            f"{path}: larger than the limit of {limit} bytes", item, rule and "file-too-large", path
+        )
+    return data
+
+
+def _input_error(message: str, item: str | None, rule: str | None, path: Path) -> Exception:
+    if rule is not None:
+        return ItemError(message, rule=rule, item=item, file=str(path))
+    return InputError(message, file=str(path))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def describe_os_error(exc: OSError, action: str = "cannot write") -> str:
+    """One line for a failed file operation: what, where, and why in words (full disk,
+    read-only file system, a regular file where a folder should be...)."""
+    where = exc.filename if exc.filename is not None else "output"
+    reasons = {
+        errno.ENOSPC: "no space left on the device",
+        errno.EDQUOT: "disk quota exceeded",
+        errno.EROFS: "read-only file system",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "operation not permitted",
+        errno.ENOTDIR: "a part of the path is a regular file, not a folder",
+        errno.EFBIG: "file too large for the file system or the process's limit",
+        errno.ENAMETOOLONG: "file name too long",
+        errno.ELOOP: "too many levels of symbolic links",
+    }
+    reason = reasons.get(exc.errno or 0, _reason(exc))
+    return f"{action} {where}: {reason}"
+
+
+# ---------------------------------------------------------------- output ownership guard
+
+
+@dataclass(frozen=True)
+class OutputGuard:
+    """What a run may write: only inside ``root``, and never a file listed in ``foreign``
+    (files present in the folder that segconvert did not write). Picklable, set in workers."""
+
+    root: str
+    foreign: frozenset[str] = field(default_factory=frozenset)
+    remote: bool = False
+    replaceable: frozenset[str] = field(default_factory=frozenset)
+    """Files an interrupted run of ours left (``--resume``): rewriting them is no clash. Any
+    other file that exists when the run writes its name was written by another item of this
+    run: two names that normalise to one path (``x/a``, ``x/./a``, ``x//a``)."""
+
+    def relative(self, path: Path) -> str | None:
+        """``path`` relative to the root, or None when it lies outside (symlinks followed)."""
+        if self.remote or is_remote(path):
+            text = _normal(str(path))
+            root = _normal(self.root)
+            if text == root or text.startswith(root.rstrip("/") + "/"):
+                return text[len(root.rstrip("/")) + 1 :]
+            return None
+        parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+        target = os.path.join(parent, os.path.basename(path))  # a final symlink is replaced
+        if target == self.root or not target.startswith(self.root.rstrip(os.sep) + os.sep):
+            return None
+        return os.path.relpath(target, self.root).replace(os.sep, "/")
+
+    def exclusive(self, path: Path) -> bool:
+        """Whether ``path`` must not exist yet (it is not a file a resumed run may rewrite)."""
+        return self.relative(path) not in self.replaceable
+
+    def check(self, path: Path) -> None:
+        """Refuse a write outside the root or onto a file segconvert does not own."""
+        relative = self.relative(path)
+        if relative is None:
+            raise ItemError(
+                f"{path} lies outside the output folder {self.root} (symlink?); not written",
+                rule="unsafe-path",
+                file=str(path),
+            )
+        if relative in self.foreign:
+            raise ItemError(
+                f"{path} was not written by segconvert; it is left as it is",
+                rule="output-not-owned",
+                file=str(path),
+            )
+
+
+_guard: OutputGuard | None = None
+
+
+def _normal(text: str) -> str:
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return os.path.normpath(text)
+    return f"{scheme}://{os.path.normpath('/' + rest).lstrip('/')}"
+
+
+def guard_output(guard: OutputGuard | None) -> None:
+    """Check every write of this process against ``guard`` (None: no checks)."""
+    global _guard
+    _guard = guard
+
+
+def current_guard() -> OutputGuard | None:
+    """The guard set by :func:`guard_output`."""
+    return _guard
+
+
+# ---------------------------------------------------------------- writing
+
+
+def file_mode() -> int:
+    """Permissions for new files: ``0o666`` less the process's umask (0644 with umask 022)."""
+    with _options_lock:
+        mask = os.umask(0)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
+def temporary_name(name: str) -> str:
+    """A name prefix for the temporary file of ``name``, short enough that prefix, name, the
+    random part and the suffix fit in :data:`NAME_MAX` bytes."""
+    room = NAME_MAX - len(TEMPORARY_PREFIX) - len(TEMPORARY_SUFFIX) - 1 - 8
+    encoded = name.encode("utf-8")
+    if len(encoded) > room:
+        name = encoded[:room].decode("utf-8", "ignore")
+    return f"{TEMPORARY_PREFIX}{name}."
+
+
+def make_folder(path: Path) -> None:
+    """Create ``path`` and its parents (nothing to do on object stores); errors in one line."""
+    if is_remote(path):
+        return
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        kind = "a dangling symlink" if path.is_symlink() else "a file"
+        raise OutputError(f"cannot create folder {path}: {kind} is in the way") from None
+    except OSError as exc:
+        raise OutputError(describe_os_error(exc, "cannot create folder")) from None
+
+
+def clash(path: Path) -> ItemError:
+    """The error for a second write of one output file within a run."""
+    return ItemError(
+        f"{path} was already written by another item of this run (names that differ only by "
+        "'./', '//' or a folder part the format drops map to one file)",
+        rule="duplicate-output-name",
+        file=str(path),
+    )
+
+
+@contextmanager
+def atomic_open(
+    path: Path, mode: str = "w", encoding: str | None = "utf-8", *, checked: bool = True
+) -> Iterator[IO[Any]]:
+    """Open a temporary file for ``path``; put it in place only when the block succeeds.
+
+    Locally the temporary file lies next to ``path`` and is renamed onto it; remotely it is a
+    local temporary file uploaded as one object at the end. While a run owns the output
+    (and ``checked``), the write must stay inside it, must not replace a file segconvert did
+    not write, and must not replace a file another item of the run wrote
+    (``duplicate-output-name``). File system errors (full disk, read-only, a file where a
+    folder should be) become one-line :class:`OutputError` s.
+    """
+    guard = current_guard() if checked else None
+    if guard is not None:
+        guard.check(path)
+    exclusive = guard is not None and guard.exclusive(path)
+    text = "b" not in mode
+    if is_remote(path):
+        with _remote_atomic_open(path, mode, encoding if text else None, exclusive) as handle:
+            yield handle
+        return
+    make_folder(path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=temporary_name(path.name), suffix=TEMPORARY_SUFFIX, dir=path.parent
+        )
+    except OSError as exc:
+        raise OutputError(describe_os_error(exc)) from None
+    try:
+        os.fchmod(fd, file_mode())
+        with os.fdopen(fd, mode, encoding=encoding if text else None) as handle:
+            yield handle
+        if os.path.islink(path) or os.path.isdir(path):
+            raise OutputError(f"cannot write {path}: a symlink or folder is in the way")
+        if exclusive:
+            _link_exclusive(tmp_name, path)
+        else:
+            os.replace(tmp_name, path)
+    except OSError as exc:
+        _unlink_quietly(tmp_name)
+        raise OutputError(describe_os_error(exc)) from None
+    except BaseException:
+        _unlink_quietly(tmp_name)
+        raise
+
+
+@contextmanager
+def _remote_atomic_open(
+    path: Path, mode: str, encoding: str | None, exclusive: bool
+) -> Iterator[IO[Any]]:
+    fs, fs_path = _fs_path(path)
+    with tempfile.NamedTemporaryFile(prefix=TEMPORARY_PREFIX, suffix=TEMPORARY_SUFFIX) as spool:
+        with open(spool.name, mode, encoding=encoding) as handle:
+            yield handle
+        if exclusive and fs.exists(fs_path):
+            raise clash(path)
+        try:
+            fs.put_file(spool.name, fs_path)
+        except OSError as exc:
+            raise OutputError(describe_os_error(exc)) from None
+        except Exception as exc:  # drivers raise their own types (botocore, aiohttp)
+            raise OutputError(f"cannot write {path}: {exc}") from None
+
+
+def _put_bytes(path: Path, data: bytes, exclusive: bool) -> None:
+    """One PUT of ``data``; when ``exclusive``, a conditional one (If-None-Match) where the
+    driver takes ``mode="create"``, else a check first."""
+    fs, fs_path = _fs_path(path)
+    try:
+        if exclusive:
+            try:
+                fs.pipe_file(fs_path, data, mode="create")
+                return
+            except TypeError:  # a driver without conditional writes
+                if fs.exists(fs_path):
+                    raise clash(path) from None
+        fs.pipe_file(fs_path, data)
+    except FileExistsError:
+        raise clash(path) from None
+    except ItemError:
+        raise
+    except Exception as exc:  # drivers raise their own types (botocore, aiohttp)
+        raise OutputError(f"cannot write {path}: {exc}") from None
+
+
+def _link_exclusive(tmp_name: str, path: Path) -> None:
+    """Put ``tmp_name`` at ``path`` only if nothing is there (a hard link, atomic; where the
+    file system has none, a check then a rename)."""
+    try:
+        os.link(tmp_name, path)
+    except FileExistsError:
+        _unlink_quietly(tmp_name)
+        raise clash(path) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        if os.path.lexists(path):
+            _unlink_quietly(tmp_name)
+            raise clash(path) from None
+        os.replace(tmp_name, path)
+        return
+    _unlink_quietly(tmp_name)
+
+
+def _unlink_quietly(name: str) -> None:
+    with suppress(OSError):
+        os.unlink(name)
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, checked: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (one PUT remotely); ``checked`` as for
+    :func:`atomic_open`."""
+    guard = current_guard() if checked else None
+    if is_remote(path):
+        if guard is not None:
+            guard.check(path)
+        _put_bytes(path, data, guard is not None and guard.exclusive(path))
+        return
+    with atomic_open(path, "wb", checked=checked) as handle:
+        handle.write(data)
+
+
+def remove(path: Path) -> None:
+    """Delete the file ``path`` if it exists (the pipeline's ``--overwrite`` uses this only on
+    files a manifest says segconvert wrote); a file the run's guard calls foreign is left."""
+    guard = current_guard()
+    if guard is not None and guard.relative(path) in guard.foreign:
+        return
+    try:
+        if is_remote(path):
+            fs, fs_path = _fs_path(path)
+            if fs.exists(fs_path):
+                fs.rm_file(fs_path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise OutputError(describe_os_error(exc, "cannot remove")) from None
+
+
+def list_files(root: Path) -> dict[str, tuple[int, float]]:
+    """Every file under ``root``: relative POSIX name -> (size, modification time). Symlinks
+    are listed by their own name and not followed into folders."""
+    if is_remote(root):
+        fs, fs_path = _fs_path(root)
+        base = fs_path.rstrip("/")
+        try:
+            found = fs.find(base, detail=True)
+        except FileNotFoundError:
+            return {}
+        files = {}
+        for name, info in found.items():
+            if info.get("type") == "directory" or name.rstrip("/") == base:
+                continue
+            stamp = info.get("LastModified") or info.get("mtime") or info.get("ETag") or 0
+            mtime = stamp.timestamp() if hasattr(stamp, "timestamp") else float(hash(stamp))
+            files[name[len(base) + 1 :]] = (int(info.get("size") or 0), mtime)
+        return files
+    listed: dict[str, tuple[int, float]] = {}
+    if not root.is_dir():
+        return listed
+    for folder, dirs, names in os.walk(root):
+        for name in names:
+            full = os.path.join(folder, name)
+            try:
+                info = os.lstat(full)
+            except OSError:
+                continue
+            relative = os.path.relpath(full, root).replace(os.sep, "/")
+            listed[relative] = (info.st_size, info.st_mtime)
+        dirs.sort()
+    return listed
+
+
+def inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it (symlinks resolved locally)."""
+    if is_remote(path) != is_remote(folder):
+        return False
+    if is_remote(path):
+        a, b = _normal(str(path)), _normal(str(folder)).rstrip("/")
+        return a == b or a.startswith(b + "/")
+    a, b = os.path.realpath(path), os.path.realpath(folder)
+    return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
+
+
+def contained_name(root: Path, relative: str, *, what: str) -> Path:
+    """``root / relative`` for a name given on the command line (``--json-name``): refused
+    when absolute, with ``..``, empty, or with a NUL character."""
+    pure = PurePosixPath(relative.replace("\\", "/"))
+    if (
+        not relative
+        or "\x00" in relative
+        or pure.is_absolute()
+        or ".." in pure.parts
+        or relative.strip("./") == ""
+    ):
+        raise UsageError(f"{what} {relative!r} must be a plain name inside the output folder")
+    return root.joinpath(*pure.parts)
+
+
+# ---------------------------------------------------------------- streamed aggregates
+
+
+class Spool:
+    """Records kept in a local temporary JSON-lines file, to be read back in as many passes
+    as an aggregate needs (ids first, then each array), so the parent never holds them all."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(  # noqa: SIM115 - closed by close()
+            mode="w+", encoding="utf-8", prefix=TEMPORARY_PREFIX
+        )
+        self.count = 0
+
+    def add(self, record: Any) -> None:
+        """Append one JSON-able record."""
+        self._file.write(_json().dumps(record, allow_nan=False) + "\n")
+        self.count += 1
+
+    def __iter__(self) -> Iterator[Any]:
+        self._file.flush()
+        self._file.seek(0)
+        loads = _json().loads
+        for line in self._file:
+            yield loads(line)
+        self._file.seek(0, os.SEEK_END)
+
+    def close(self) -> None:
+        """Delete the spool file."""
+        self._file.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_json_streamed(
+    path: Path, document: Mapping[str, Any], streams: Mapping[str, Iterable[Any]]
+) -> None:
+    """Write ``document`` as JSON to ``path`` atomically, the keys in ``streams`` as arrays
+    written item by item from their iterables (in the order of ``document``'s keys, where a
+    placeholder for each must be). The bytes equal ``json.dump`` of the whole document."""
+    dumps = _json().dumps
+    with atomic_open(path, "w") as handle:
+        handle.write("{")
+        for number, (key, value) in enumerate(document.items()):
+            handle.write((", " if number else "") + dumps(key) + ": ")
+            if key not in streams:
+                handle.write(dumps(value, allow_nan=False))
+                continue
+            handle.write("[")
+            for index, item in enumerate(streams[key]):
+                handle.write((", " if index else "") + dumps(item, allow_nan=False))
+            handle.write("]")
+        handle.write("}\n")
+
+
+def _json() -> Any:
+    import json
+
+    return json

@@ -1,0 +1,222 @@
+"""``--executor dask``: a real scheduler and workers on 127.0.0.1, started and stopped here."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import default_spec, read_jsonl, run_cli, write_coco_panoptic
+
+from segconvert import SegconvertError, convert
+
+distributed = pytest.importorskip("distributed")
+pytestmark = pytest.mark.slow
+
+IMAGES = 60
+ARGS = ["--from", "coco-panoptic", "--to", "nucleus", "--relative-mask-urls", "--no-progress"]
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    """60 images, two of them broken (a missing PNG, a PNG of the wrong size)."""
+    root = tmp_path_factory.mktemp("dask")
+    specs = [default_spec(f"img{n:03d}", seed=n) for n in range(IMAGES)]
+    path = write_coco_panoptic(root / "src", specs, skip_png={"img007"})
+    document = json.loads(path.read_text())
+    document["images"][33]["height"] += 1
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(source, tmp_path_factory) -> dict[str, bytes]:
+    out = tmp_path_factory.mktemp("reference") / "out"
+    done = run_cli("convert", str(source), str(out), *ARGS, "-j", "1")
+    assert done.returncode == 3, done.stderr
+    return tree_bytes(out)
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """``dask scheduler`` and ``dask worker`` (2 processes) on loopback, as a user runs them."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    processes = [
+        subprocess.Popen(
+            [*dask, "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    address,
+                    "--nworkers",
+                    "2",
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=Path(__file__).parent,
+            )
+        )
+        with distributed.Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def test_output_on_a_running_scheduler_is_byte_identical_to_one_job(
+    tmp_path, source, reference, scheduler
+):
+    out = tmp_path / "out"
+    done = run_cli(
+        "convert", str(source), str(out), *ARGS, "--executor", "dask", "--scheduler", scheduler
+    )
+    assert done.returncode == 3, done.stderr
+    assert "Traceback" not in done.stderr
+    assert tree_bytes(out) == reference  # masks, annotations, and the error report
+    rules = {e["item"]: e["rule"] for e in read_jsonl(out / "segconvert-errors.jsonl")}
+    assert rules == {"img007": "png-missing", "img033": "mask-size"}
+
+
+def test_a_local_cluster_of_jobs_workers_is_started_and_stopped(tmp_path, source, reference):
+    out = tmp_path / "out"
+    done = run_cli("convert", str(source), str(out), *ARGS, "--executor", "dask", "-j", "2")
+    assert done.returncode == 3, done.stderr
+    assert tree_bytes(out) == reference
+
+
+def test_a_dask_worker_killed_mid_run_costs_only_a_retry(tmp_path, registry):
+    # images large enough (~10 ms each) that the killed worker has a batch in hand
+    specs = [default_spec(f"img{n:03d}", seed=n) for n in range(200)]
+    for spec in specs:
+        spec.width, spec.height = 400, 300
+    source = write_coco_panoptic(tmp_path / "src", specs, skip_png={"img007"})
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=50,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        pids = list(client.run(os.getpid).values())
+        killed = []
+
+        def kill_one(done: int, total: int | None) -> None:
+            if done == 40 and not killed:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+
+        report = convert(
+            source,
+            tmp_path / "out",
+            from_format="coco-panoptic",
+            to_format="nucleus",
+            options={"relative_mask_urls": True},
+            registry=registry,
+            executor="dask",
+            scheduler=cluster.scheduler_address,
+            progress=kill_one,
+        )
+    assert killed
+    assert report.converted + report.failed == 200
+    assert [(e["item"], e["rule"]) for e in report.errors] == [("img007", "png-missing")]
+    masks = sorted(p.stem for p in (tmp_path / "out" / "masks").iterdir())
+    assert masks == [f"img{n:03d}" for n in range(200) if n != 7]
+
+
+def test_without_distributed_dask_is_a_one_line_error_naming_the_extra(tmp_path, source):
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "distributed.py").write_text("raise ImportError('not installed')\n")
+    done = run_cli(
+        "convert",
+        str(source),
+        str(tmp_path / "out"),
+        *ARGS,
+        "--executor",
+        "dask",
+        env={"PYTHONPATH": str(blocker)},
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "segconvert: error: --executor dask needs the dask extra: pip install 'segconvert[dask]'"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_scheduler_is_a_one_line_error(tmp_path, source):
+    started = time.monotonic()
+    done = run_cli(
+        "convert",
+        str(source),
+        str(tmp_path / "out"),
+        *ARGS,
+        "--executor",
+        "dask",
+        "--scheduler",
+        f"tcp://127.0.0.1:{free_port()}",
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the Dask scheduler" in lines[0]
+    assert time.monotonic() - started < 60
+
+
+def test_resume_on_dask_finishes_an_interrupted_run_to_the_same_bytes(
+    tmp_path, source, reference, registry
+):
+    out = tmp_path / "out"
+    how = {
+        "from_format": "coco-panoptic",
+        "to_format": "nucleus",
+        "options": {"relative_mask_urls": True},
+        "registry": registry,
+    }
+    with pytest.raises(SegconvertError):  # stops at the first bad item, journal kept
+        convert(source, out, jobs=1, fail_fast=True, **how)
+    assert (out / ".segconvert-journal.jsonl").is_file()
+    report = convert(source, out, resume=True, executor="dask", jobs=2, **how)
+    assert report.converted == IMAGES - 2
+    assert tree_bytes(out) == reference
