@@ -106,6 +106,7 @@ from segconvert.model import (
 from segconvert.registry import Registry, build_registry
 from segconvert.rle import (
     Intervals,
+    Painted,
     Runs,
     area_of,
     bbox_of,
@@ -114,6 +115,7 @@ from segconvert.rle import (
     encode_runs,
     intervals_by_value,
     intervals_of,
+    paint_intervals,
     runs_of,
     symmetric_difference,
 )
@@ -226,6 +228,7 @@ __all__ = [
     "streamed_schema_problems",
     "segmentation_runs",
     "Intervals",
+    "Painted",
     "Runs",
     "area_of",
     "bbox_of",
@@ -234,6 +237,7 @@ __all__ = [
     "encode_runs",
     "intervals_by_value",
     "intervals_of",
+    "paint_intervals",
     "runs_of",
     "symmetric_difference",
     "smallest_index_dtype",

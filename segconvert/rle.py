@@ -185,7 +185,8 @@ def group_runs(
 
 @dataclass(frozen=True)
 class Painted:
-    """What :func:`paint` made: the flat mask, its maximal runs, and what each instance lost.
+    """What :func:`paint_intervals` made: the flat mask, its maximal runs, and what each
+    instance lost.
 
     ``edges`` cut the pixel range into elementary segments (no painted interval starts or ends
     inside one); ``top[k]`` is segment ``k``'s value; ``covered[i]`` lists the segments
@@ -217,7 +218,7 @@ class Painted:
         return starts, ends
 
 
-def paint(
+def paint_intervals(
     instances: Sequence[Intervals],
     order: Iterable[int],
     total: int,

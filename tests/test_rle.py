@@ -14,7 +14,7 @@ from segconvert.rle import (
     encode_runs,
     intervals_by_value,
     intervals_of,
-    paint,
+    paint_intervals,
     runs_of,
     symmetric_difference,
 )
@@ -114,7 +114,7 @@ def test_painting_by_segments_is_painting_pixel_by_pixel_and_its_runs_are_the_ma
     for position in order:
         for start, end in zip(*instances[position], strict=True):
             expected[start:end] = position + 1
-    painted = paint(instances, order, total, np.uint8)
+    painted = paint_intervals(instances, order, total, np.uint8)
     flat, values, starts, ends = painted.flat, painted.values, painted.starts, painted.ends
     assert flat.dtype == np.uint8
     np.testing.assert_array_equal(flat, expected)
@@ -138,5 +138,5 @@ def runs_of_mask(flat):
 
 
 def test_painting_nothing_into_nothing():
-    painted = paint([], [], 0, np.uint8)
+    painted = paint_intervals([], [], 0, np.uint8)
     assert painted.flat.size == painted.values.size == painted.starts.size == 0

@@ -2,11 +2,11 @@
 
 Each instance arrives as the foreground intervals of its RLE (see :mod:`segconvert.rle`).
 Instances are painted in the rule's order straight into a column-major index mask (no H x W
-bitmap per instance, no Python loop over intervals: see :func:`segconvert.rle.paint`), which
-also gives the result's runs, hence every instance's visible pixels, without scanning the
-mask. What an instance has under others (its hidden part) comes from the same painting (the
-segments it covers that another took), kept as a compressed RLE string so the way back can
-restore the full instance.
+bitmap per instance, no Python loop over intervals: see
+:func:`segconvert.rle.paint_intervals`), which also gives the result's runs, hence every
+instance's visible pixels, without scanning the mask. What an instance has under others (its
+hidden part) comes from the same painting (the segments it covers that another took), kept as
+a compressed RLE string so the way back can restore the full instance.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from segconvert import Intervals, area_of, encode_runs, runs_of
-from segconvert.rle import paint
+from segconvert import Intervals, area_of, encode_runs, paint_intervals, runs_of
 
 RULES = ("smaller-on-top", "later-on-top", "score", "error")
 """``--overlap`` choices: the smaller instance wins (default), the later one in the file wins,
@@ -74,7 +73,7 @@ def flatten(
     height, width = shape
     count = len(instances)
     areas = [area_of(i) for i in instances]
-    painted = paint(instances, draw_order(rule, areas, scores), height * width, dtype)
+    painted = paint_intervals(instances, draw_order(rule, areas, scores), height * width, dtype)
     shown = np.bincount(
         painted.values.astype(np.intp, copy=False),
         weights=painted.ends - painted.starts,
