@@ -126,6 +126,7 @@ from segconvert.storage import (
     make_folder,
     open_input,
     read_bytes,
+    write_json_array_streamed,
     write_json_streamed,
 )
 from segconvert.storage import is_remote as is_remote_location
@@ -242,6 +243,7 @@ __all__ = [
     "symmetric_difference",
     "smallest_index_dtype",
     "validate_dataset",
+    "write_json_array_streamed",
     "write_json_streamed",
     "write",
     "write_png",

@@ -692,6 +692,17 @@ def write_json_streamed(
         handle.write("}\n")
 
 
+def write_json_array_streamed(path: Path, items: Iterable[Any]) -> None:
+    """Write ``items`` as one JSON array to ``path`` atomically, item by item (a COCO results
+    list of millions of detections is never held whole). The bytes equal ``json.dump``'s."""
+    dumps = _json().dumps
+    with atomic_open(path, "w") as handle:
+        handle.write("[")
+        for index, item in enumerate(items):
+            handle.write((", " if index else "") + dumps(item, allow_nan=False))
+        handle.write("]\n")
+
+
 def _json() -> Any:
     import json
 

@@ -439,3 +439,30 @@ def test_scan_memory_is_flat_in_the_number_of_annotations(tmp_path):
     assert [s.metadata["source_id"] for s in sample.segments if not s.is_void] == list(
         range(7, 12000, 50)
     )
+
+
+def test_the_streamed_instances_json_is_byte_for_byte_a_whole_dump(tmp_path, registry):
+    """The aggregate is written item by item from a spool; its bytes are json.dump's."""
+    run(
+        PANOPTICAPI / "panoptic_examples.json",
+        tmp_path / "rle",
+        registry,
+        "coco-panoptic",
+        "coco-rle",
+    )
+    written = (tmp_path / "rle" / "instances.json").read_text()
+    document = json.loads(written)
+    assert written == json.dumps(document) + "\n"
+    assert [image["id"] for image in document["images"]] == [142238, 439180]
+    image_ids = {image["id"] for image in document["images"]}
+    assert {a["image_id"] for a in document["annotations"]} == image_ids
+
+
+@needs_realdata
+def test_a_streamed_results_list_is_byte_for_byte_a_whole_dump(tmp_path, registry):
+    out = tmp_path / "rle"
+    run(COCOAPI_RESULTS, out, registry, "coco-rle", "coco-rle", categories=FASTER_COCO_EVAL)
+    written = (out / "results.json").read_text()
+    detections = json.loads(written)
+    assert written == json.dumps(detections) + "\n"
+    assert len(detections) == len(json.loads(COCOAPI_RESULTS.read_text()))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from segconvert import (
     MetaKey,
     Option,
     Sample,
+    Spool,
     area_of,
     assign_ids,
     atomic_write_json,
@@ -29,10 +30,13 @@ from segconvert import (
     intervals_by_value,
     intervals_of,
     json_native,
+    missing_ids,
     runs_of,
     safe_join,
     schemas,
     symmetric_difference,
+    write_json_array_streamed,
+    write_json_streamed,
 )
 
 from . import shipped_schemas as shipped
@@ -195,11 +199,13 @@ def check_dataset(ctx: ExportContext) -> None:
 
 
 def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> list[Path]:
-    """Write the instances JSON: image and annotation ids unique, categories as they came."""
-    collected = list(records)
+    """Write the instances JSON (or a results list): image and annotation ids unique,
+    categories as they came. Streamed: the records wait in a local spool file, never all in
+    memory, and the arrays are written item by item."""
     categories = [c for c in ctx.categories if c.isthing or not ctx.options.get("things_only")]
     coco_categories = categories_to_coco(categories, panoptic=False)
     if ctx.options.get("per_image"):
+        written = [Path(r) for r in records if isinstance(r, str)]
         path = ctx.output / CATEGORIES_FILE
         schemas.validate(
             COCO_INSTANCES,
@@ -207,30 +213,44 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
             file=str(path),
         )
         atomic_write_json(path, {"categories": coco_categories})
-        return [*(Path(r) for r in collected if isinstance(r, str)), path]
-    rle_records = [r for r in collected if isinstance(r, RleRecord)]
-    images = [r.image for r in rle_records]
-    assign_ids(images)
-    annotations = []
-    for record in rle_records:
-        for annotation in record.annotations:
-            annotation["image_id"] = record.image["id"]
-            annotations.append(annotation)
-    if writes_results(ctx):
-        return write_results(annotations, coco_categories, ctx)
-    assign_ids(annotations)
-    document: dict[str, Any] = {
-        k: json_native(ctx.metadata[k]) for k in ImageKey.COCO_BLOCKS if k in ctx.metadata
-    }
-    document.update(images=images, annotations=annotations, categories=coco_categories)
-    path = ctx.output / f"{ctx.options.get('json_name') or 'instances'}.json"
-    schemas.validate(COCO_INSTANCES, {**document, "images": [], "annotations": []}, file=str(path))
-    atomic_write_json(path, document)
+        return [*written, path]
+    with Spool() as spool:
+        for record in records:
+            if isinstance(record, RleRecord):
+                spool.add([record.image, record.annotations])
+        image_ids = missing_ids(image.get("id") for image, _ in spool)
+
+        def image_id(position: int, image: dict[str, Any]) -> Any:
+            return image_ids.get(position, image.get("id"))
+
+        def annotations() -> Iterator[dict[str, Any]]:
+            for position, (image, entries) in enumerate(spool):
+                for annotation in entries:
+                    yield {**annotation, "image_id": image_id(position, image)}
+
+        if writes_results(ctx):
+            return write_results(annotations(), coco_categories, ctx)
+        annotation_ids = missing_ids(annotation.get("id") for annotation in annotations())
+
+        def numbered() -> Iterator[dict[str, Any]]:
+            for number, annotation in enumerate(annotations()):
+                if number in annotation_ids:
+                    annotation["id"] = annotation_ids[number]
+                yield annotation
+
+        images = ({**image, "id": image_id(k, image)} for k, (image, _) in enumerate(spool))
+        document: dict[str, Any] = {
+            k: json_native(ctx.metadata[k]) for k in ImageKey.COCO_BLOCKS if k in ctx.metadata
+        }
+        document.update(images=[], annotations=[], categories=coco_categories)
+        path = ctx.output / f"{ctx.options.get('json_name') or 'instances'}.json"
+        schemas.validate(COCO_INSTANCES, document, file=str(path))
+        write_json_streamed(path, document, {"images": images, "annotations": numbered()})
     return [path]
 
 
 def write_results(
-    annotations: list[dict[str, Any]], categories: list[dict[str, Any]], ctx: ExportContext
+    annotations: Iterable[dict[str, Any]], categories: list[dict[str, Any]], ctx: ExportContext
 ) -> list[Path]:
     """A results list (what ``COCO.loadRes`` reads: detections as their source had them) and,
     next to it, the categories it refers to (read back by the importer)."""
@@ -242,7 +262,7 @@ def write_results(
         {"images": [], "annotations": [], "categories": categories},
         file=str(categories_path),
     )
-    atomic_write_json(path, annotations)
+    write_json_array_streamed(path, annotations)
     atomic_write_json(categories_path, {"categories": categories})
     return [path, categories_path]
 
