@@ -450,7 +450,11 @@ def _reporting(handle: IO[bytes], path: Path) -> Any:
     """``handle`` telling the activity listener how far it has read ``path``."""
     from segconvert.activity import ReportingReader
 
-    return ReportingReader(handle, f"reading {path.name}", os.fstat(handle.fileno()).st_size)
+    try:
+        total: int | None = os.fstat(handle.fileno()).st_size
+    except (OSError, AttributeError, io.UnsupportedOperation):  # an object on a remote store
+        total = None
+    return ReportingReader(handle, f"reading {path.name}", total)
 
 
 def _checked_stream(path: Path) -> None:

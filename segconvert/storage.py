@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import filecmp
 import io
 import os
 import re
@@ -490,6 +491,8 @@ def _remote_atomic_open(
         with open(spool.name, mode, encoding=encoding) as handle:
             yield handle
         if exclusive and fs.exists(fs_path):
+            if _remote_holds(fs, fs_path, Path(spool.name).read_bytes()):
+                return  # the same item written again (a retry after a lost worker)
             raise clash(path)
         try:
             fs.put_file(spool.name, fs_path)
@@ -510,9 +513,13 @@ def _put_bytes(path: Path, data: bytes, exclusive: bool) -> None:
                 return
             except TypeError:  # a driver without conditional writes
                 if fs.exists(fs_path):
+                    if _remote_holds(fs, fs_path, data):
+                        return
                     raise clash(path) from None
         fs.pipe_file(fs_path, data)
     except FileExistsError:
+        if _remote_holds(fs, fs_path, data):
+            return  # the same item written again (a retry after a lost worker)
         raise clash(path) from None
     except ItemError:
         raise
@@ -522,21 +529,45 @@ def _put_bytes(path: Path, data: bytes, exclusive: bool) -> None:
 
 def _link_exclusive(tmp_name: str, path: Path) -> None:
     """Put ``tmp_name`` at ``path`` only if nothing is there (a hard link, atomic; where the
-    file system has none, a check then a rename)."""
+    file system has none, a check then a rename). A file already there with the very same
+    bytes is no clash: it is the same item written again (a retry after its worker was lost
+    mid-item, locally or on a Dask cluster); nothing is lost either way."""
     try:
         os.link(tmp_name, path)
     except FileExistsError:
+        same = _same_bytes(tmp_name, path)
         _unlink_quietly(tmp_name)
+        if same:
+            return
         raise clash(path) from None
     except OSError as exc:
         if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
             raise
         if os.path.lexists(path):
+            same = _same_bytes(tmp_name, path)
             _unlink_quietly(tmp_name)
+            if same:
+                return
             raise clash(path) from None
         os.replace(tmp_name, path)
         return
     _unlink_quietly(tmp_name)
+
+
+def _same_bytes(a: str, b: Path) -> bool:
+    """Whether the regular files ``a`` and ``b`` hold the same bytes (False on any error)."""
+    try:
+        return not os.path.islink(b) and filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
+
+
+def _remote_holds(fs: Any, fs_path: str, data: bytes) -> bool:
+    """Whether the object at ``fs_path`` holds exactly ``data`` (False on any error)."""
+    try:
+        return bool(fs.size(fs_path) == len(data) and fs.cat_file(fs_path) == data)
+    except Exception:  # drivers raise their own types
+        return False
 
 
 def _unlink_quietly(name: str) -> None:
