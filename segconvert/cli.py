@@ -21,6 +21,8 @@ from segconvert.cli_options import (
     FormatOptionsCommand,
     click_option,
     describe_options,
+    jobs_option,
+    progress_option,
     sections,
     with_format_options,
 )
@@ -49,13 +51,7 @@ def _run_options(entries: Sequence[FormatOption]) -> Callable[[Any], Any]:
         command = with_format_options(entries)(command)
         for decorator in reversed(
             [
-                click.option(
-                    "--jobs",
-                    "-j",
-                    type=click.IntRange(min=1),
-                    default=None,
-                    help="Worker processes (default: every core; 1 = in-process).",
-                ),
+                jobs_option(),
                 click.option(
                     "--executor",
                     type=click.Choice(EXECUTORS),
@@ -88,11 +84,7 @@ def _run_options(entries: Sequence[FormatOption]) -> Callable[[Any], Any]:
                 ),
                 click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors."),
                 click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
-                click.option(
-                    "--progress/--no-progress",
-                    default=None,
-                    help="Progress bar (default: on a terminal).",
-                ),
+                progress_option(),
                 click.option(
                     "--mode",
                     type=click.Choice(MODES),

@@ -110,3 +110,23 @@ def describe_options(entries: Iterable[FormatOption]) -> list[dict[str, Any]]:
         }
         for entry in entries
     ]
+
+
+def jobs_option() -> Callable[[Any], Any]:
+    """``--jobs/-j N``, as every command that runs items takes it."""
+    return click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Worker processes (default: every core; 1 = in-process).",
+    )
+
+
+def progress_option() -> Callable[[Any], Any]:
+    """``--progress/--no-progress``, as every command that runs items takes it."""
+    return click.option(
+        "--progress/--no-progress",
+        default=None,
+        help="Progress bar (default: on a terminal).",
+    )

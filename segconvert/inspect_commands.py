@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from segconvert.cli_options import jobs_option, progress_option
 from segconvert.descriptors import Option
 from segconvert.diff import diff_datasets, record_lines
 from segconvert.info import dataset_info
@@ -52,18 +53,8 @@ def _shared(command: Any, registry: Registry, format_option: Callable[[Option], 
     for decorator in reversed(
         [
             *subset_options(),
-            click.option(
-                "--jobs",
-                "-j",
-                type=click.IntRange(min=1),
-                default=None,
-                help="Worker processes (default: every core; 1 = in-process).",
-            ),
-            click.option(
-                "--progress/--no-progress",
-                default=None,
-                help="Progress bar (default: on a terminal).",
-            ),
+            jobs_option(),
+            progress_option(),
         ]
     ):
         command = decorator(command)
