@@ -62,7 +62,9 @@ from segconvert.files import (
 from segconvert.hookspecs import hookimpl
 from segconvert.jsonstream import (
     ARRAY_START,
+    ElementIndex,
     Event,
+    SpanReader,
     read_spans,
     stream_top_level,
     streamed_schema_problems,
@@ -225,6 +227,8 @@ __all__ = [
     "ARRAY_START",
     "Event",
     "read_spans",
+    "SpanReader",
+    "ElementIndex",
     "stream_top_level",
     "streamed_schema_problems",
     "segmentation_runs",

@@ -167,6 +167,43 @@ def _scan_block(block: bytes, state: _ScanState, limit: int, per_line: bool) -> 
     return None
 
 
+class DepthScanner:
+    """The depth check of :func:`check_depth`, fed one block of bytes at a time, so a streamed
+    reader can scan each block before its parser sees it (no separate pass over the file).
+
+    Raises :class:`JsonError` ``file:line:column: nesting deeper than N levels`` from
+    :meth:`feed`.
+    """
+
+    def __init__(
+        self, path: Path | str, *, limit: int = MAX_JSON_DEPTH, per_line: bool = False
+    ) -> None:
+        self.path = path
+        self.limit = limit
+        self.per_line = per_line
+        self._state = _ScanState()
+
+    def feed(self, data: bytes) -> None:
+        """Scan the next bytes of the document (in blocks of at most 64 KiB: the scan's
+        arrays cost a few times the block's size)."""
+        for start in range(0, len(data), _SCAN_BLOCK):
+            self._feed_block(data[start : start + _SCAN_BLOCK])
+
+    def _feed_block(self, block: bytes) -> None:
+        state = self._state
+        start, line, line_start = state.offset, state.line, state.column_base
+        found = _scan_block(block, state, self.limit, self.per_line)
+        if found is not None:
+            head = block[: found - start]
+            newline = head.rfind(b"\n")
+            if newline >= 0:
+                line += head.count(b"\n")
+                line_start = start + newline + 1
+            raise json_error(
+                self.path, line, found - line_start + 1, f"nesting deeper than {self.limit} levels"
+            )
+
+
 def check_depth(
     source: bytes | IO[bytes],
     path: Path | str,
@@ -180,7 +217,7 @@ def check_depth(
     One vectorised pass over the bytes (block by block for a file object), before any parser
     sees them. Raises :class:`InputError` ``file:line:column: nesting deeper than N``.
     """
-    state = _ScanState()
+    scanner = DepthScanner(path, limit=limit, per_line=per_line)
     if isinstance(source, bytes):
         blocks: Iterable[bytes] = (
             source[i : i + block_size] for i in range(0, len(source), block_size)
@@ -188,17 +225,7 @@ def check_depth(
     else:
         blocks = iter(lambda: source.read(block_size), b"")
     for block in blocks:
-        start, line, line_start = state.offset, state.line, state.column_base
-        found = _scan_block(block, state, limit, per_line)
-        if found is not None:
-            head = block[: found - start]
-            newline = head.rfind(b"\n")
-            if newline >= 0:
-                line += head.count(b"\n")
-                line_start = start + newline + 1
-            raise json_error(
-                path, line, found - line_start + 1, f"nesting deeper than {limit} levels"
-            )
+        scanner.feed(block)
 
 
 # ---------------------------------------------------------------- parsing
@@ -223,7 +250,9 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_constant=_no_constant)
+"""The decoder of every JSON value read: a repeated key raises :class:`DuplicateKeyError`,
+``NaN`` / ``Infinity`` a ``ValueError`` (callers add where; see :func:`parse_json_bytes`)."""
 
 
 class _DuplicateAt(Exception):
@@ -305,7 +334,7 @@ def parse_json_bytes(
             raise json_error(path, first_line, int(rest[2]), rest[3].strip()) from None
     text = _decode_text(data, path, first_line)
     try:
-        return _DECODER.decode(text)
+        return STRICT_DECODER.decode(text)
     except json.JSONDecodeError as exc:
         line = first_line + exc.lineno - 1
         raise json_error(path, line, exc.colno, exc.msg) from None
@@ -512,6 +541,9 @@ __all__ = [
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_JSON_LINE_BYTES",
+    "STRICT_DECODER",
+    "DepthScanner",
+    "DuplicateKeyError",
     "JsonError",
     "check_depth",
     "json_error",

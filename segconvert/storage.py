@@ -271,6 +271,50 @@ def _open_remote_input(path: Path, *, item: str | None, rule: str | None) -> IO[
     return io.BufferedReader(_RangeReader(fs, fs_path, first), REMOTE_BLOCK)
 
 
+class RangeReader:
+    """Reads byte ranges of one file (``read(offset, length)``): a local file through one
+    handle opened by :func:`open_input` (regular files only), an object on a store by one
+    ranged GET per read. Use it as a context manager, or :meth:`close` it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle: IO[bytes] | None = None
+        self._fs: Any = None
+        if is_remote(path):
+            self._fs, self._fs_path = _fs_path(path)
+        else:
+            self._handle = open_input(path)
+
+    def read(self, offset: int, length: int) -> bytes:
+        """The ``length`` bytes at ``offset`` (fewer at the end of the file)."""
+        if self._handle is not None:
+            self._handle.seek(offset)
+            return self._handle.read(length)
+        try:
+            data: bytes = self._fs.cat_file(self._fs_path, start=offset, end=offset + length)
+        except FileNotFoundError:
+            raise InputError(f"{self.path}: no such file", file=str(self.path)) from None
+        except OSError as exc:
+            if "not satisfiable" in str(exc):  # past the end of the object
+                return b""
+            raise InputError(
+                f"{self.path}: cannot read ({_reason(exc)})", file=str(self.path)
+            ) from None
+        return data
+
+    def close(self) -> None:
+        """Close the local handle."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> RangeReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def read_bytes(
     path: Path, *, limit: int | None = None, item: str | None = None, rule: str | None = None
 ) -> bytes:
