@@ -8,18 +8,19 @@ list of ``segments_info`` for a single image (as transformers' fixtures hold).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from segconvert import (
+    ARRAY_START,
     DEFAULT_VOID_LABEL,
     STRICT,
-    Category,
     Confidence,
     Dataset,
     Detection,
+    ElementIndex,
     ImageKey,
     Importer,
     InputError,
@@ -29,11 +30,10 @@ from segconvert import (
     RejectedItem,
     Sample,
     Segment,
+    SpanReader,
     categories_from_coco,
     first_item_keys,
     json_root,
-    json_sections,
-    json_stream,
     json_top_level_is_list,
     location,
     map_ids,
@@ -46,6 +46,7 @@ from segconvert import (
     safe_join,
     segment_stats,
     smallest_index_dtype,
+    stream_top_level,
     streamed_schema_problems,
 )
 
@@ -58,15 +59,20 @@ ANNOTATION_KEYS = ("image_id", "file_name", "segments_info")
 
 @dataclass(frozen=True)
 class CocoRef:
-    """One image's annotation, with its PNG path and image record."""
+    """One image's annotation: where it is in the JSON (``span``, read when the item is
+    loaded), its PNG path and its image record.
+
+    ``annotation`` holds the annotation itself instead of a span for a bare ``segments_info``
+    list (one image, nothing to index).
+    """
 
     reference_id: str
     png: str
-    segments_info: Any
-    image: Mapping[str, Any] | None
-    annotation_extras: Mapping[str, Any]
     file: str
+    span: tuple[int, int] | None
+    image: Mapping[str, Any] | None
     image_id: Any = None
+    annotation: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,9 @@ def reference_id_of(image: Mapping[str, Any] | None, annotation: Mapping[str, An
 def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
     """Read what is dataset-wide; stream one reference per annotation (and per image without one).
 
-    The JSON is streamed (ijson): memory holds the images and categories, not the annotations.
+    The JSON is streamed twice (:func:`index_document`, then the annotations as the items are
+    listed); memory holds the categories and an :class:`~segconvert.ElementIndex` of the
+    images (a few bytes per image), never the image records or the annotations.
     """
     json_path = find_json(path)
     file = str(json_path)
@@ -129,40 +137,90 @@ def scan(path: Path, options: Mapping[str, Any]) -> Dataset:
         raise InputError(f"PNG folder {png_dir} not found; pass --png-dir", file=str(png_dir))
     if json_top_level_is_list(json_path):  # a bare segments_info list: one image
         bare = read_json(json_path)
-        single = [single_image_annotation(bare, png_dir, file)]
-        sections: dict[str, Any] = {}
-
-        def annotations() -> Iterator[Any]:
-            return iter(single)
-
+        annotation = single_image_annotation(bare, png_dir, file)
+        index = DocumentIndex(json_path, category_ids=segment_category_ids(annotation))
+        items: Iterator[CocoRef | RejectedItem] = iter([bare_ref(annotation, png_dir, file)])
     else:
-        sections = json_sections(json_path, ("images", "categories", "info", "licenses"))
-
-        def annotations() -> Iterator[Any]:
-            return json_stream(json_path, "annotations.item")
-
-        if "images" not in sections and next(annotations(), None) is None:
+        index = index_document(json_path)
+        if not index.has_images and not index.annotations:
             raise InputError(f"{file}: not a COCO panoptic file (no annotations)", file=file)
+        items = iter_refs(index, png_dir)
     if options.get("categories"):
         categories = categories_from_coco(
             read_json(location(options["categories"])), options["categories"]
         )
-    elif "categories" in sections:
-        categories = categories_from_coco(sections["categories"], file)
+    elif "categories" in index.sections:
+        categories = categories_from_coco(index.sections["categories"], file)
     else:
-        categories = categories_from_ids(annotations())
-    metadata: dict[str, Any] = {k: sections[k] for k in ImageKey.COCO_BLOCKS if k in sections}
+        categories = placeholder_categories(index.category_ids)
+    metadata: dict[str, Any] = {
+        k: index.sections[k] for k in ImageKey.COCO_BLOCKS if k in index.sections
+    }
     context = CocoContext(
         {c.id: (c.name, c.isthing) for c in categories}, bool(options.get("strict"))
     )
-    images = sections.get("images")
     return Dataset(
         categories=categories,
-        items=iter_refs(annotations(), images, png_dir, file),
+        items=items,
         context=context,
         metadata=metadata,
-        size=len(images) if isinstance(images, list) else None,
+        size=index.image_count,
     )
+
+
+SECTIONS = ("categories", "info", "licenses")
+"""The small top-level values kept from a panoptic JSON."""
+
+
+@dataclass
+class DocumentIndex:
+    """What the first streamed pass over a panoptic JSON keeps: the small top-level values,
+    the images by id (spans, not records) and the category ids the segments use."""
+
+    path: Path
+    sections: dict[str, Any] = field(default_factory=dict)
+    images: ElementIndex | None = None
+    """The image records by ``id``; None when the file has no ``images`` list."""
+    has_images: bool = False
+    """Whether the file has an ``images`` key (a list or not)."""
+    image_count: int | None = None
+    """How many elements ``images`` has (None when it is no list)."""
+    annotations: int = 0
+    category_ids: set[Any] = field(default_factory=set)
+
+
+def index_document(path: Path) -> DocumentIndex:
+    """One streamed pass: each image is indexed by its ``id`` (hash and byte span), each
+    annotation parsed and dropped (only the category ids of its segments kept, for a file
+    naming no categories). A fault anywhere in the JSON is reported here, before any work."""
+    index = DocumentIndex(path)
+    for event in stream_top_level(path, ("images", "annotations")):
+        if event.value is ARRAY_START:
+            if event.key == "images":
+                index.images, index.has_images, index.image_count = ElementIndex("id"), True, 0
+        elif event.key == "images":
+            if event.span is None:  # images is no list: every annotation is unknown-image
+                index.has_images = True
+            else:
+                assert index.images is not None and index.image_count is not None
+                index.images.add(event.value, event.span)
+                index.image_count += 1
+        elif event.key == "annotations":
+            if event.span is not None:
+                index.annotations += 1
+                index.category_ids.update(segment_category_ids(event.value))
+        elif event.key in SECTIONS:
+            index.sections[event.key] = event.value
+    return index
+
+
+def segment_category_ids(annotation: Any) -> set[Any]:
+    """The ``category_id`` of every segment of one annotation (placeholder categories are
+    made of them when the file names none)."""
+    infos = annotation.get("segments_info") if isinstance(annotation, dict) else None
+    if not isinstance(infos, list):
+        return set()
+    return {s.get("category_id") for s in infos if isinstance(s, dict)} - {None}
 
 
 def single_image_annotation(segments_info: list[Any], png_dir: Path, file: str) -> dict[str, Any]:
@@ -177,69 +235,87 @@ def single_image_annotation(segments_info: list[Any], png_dir: Path, file: str) 
     return {"image_id": pngs[0].stem, "file_name": pngs[0].name, "segments_info": segments_info}
 
 
-def categories_from_ids(annotations: Iterable[Any]) -> list[Category]:
-    """Placeholder categories (``category-<id>``) when the file names none."""
-    return placeholder_categories(
-        s.get("category_id")
-        for a in annotations
-        if isinstance(a, dict)
-        for s in a.get("segments_info") or []
-        if isinstance(s, dict)
+def bare_ref(annotation: dict[str, Any], png_dir: Path, file: str) -> CocoRef:
+    """The one reference of a bare ``segments_info`` list (its annotation held, not indexed)."""
+    reference_id = reference_id_of(None, annotation)
+    png = safe_join(png_dir, str(annotation["file_name"]), item=reference_id)
+    return CocoRef(
+        reference_id, str(png), file, None, None, annotation["image_id"], annotation=annotation
     )
 
 
-def iter_refs(
-    annotations: Iterable[Any], images: Any, png_dir: Path, file: str
-) -> Iterator[CocoRef | RejectedItem]:
-    """One :class:`CocoRef` per annotation, then one error ref per image left without one."""
-    by_id: dict[Any, Any] = {}
-    if isinstance(images, list):
-        for image in images:
-            if isinstance(image, dict) and "id" in image:
-                by_id.setdefault(image["id"], image)
-    annotated = set()
-    for index, annotation in enumerate(annotations):
-        if not isinstance(annotation, dict):
-            yield reject_item(f"annotation-{index}", file, "schema", "annotation is not an object")
-            continue
-        image_id = annotation.get("image_id")
-        image = by_id.get(image_id)
-        reference_id = reference_id_of(image, annotation)
-        annotated.add(image_id)
-        if images is not None and image is None:
-            yield reject_item(
-                reference_id, file, "unknown-image", f"image_id {image_id!r} has no image entry"
-            )
-            continue
-        png_name = annotation.get("file_name") or f"{reference_id}.png"
-        try:
-            png = safe_join(png_dir, str(png_name), item=reference_id)
-        except ItemError as exc:
-            yield reject_item(reference_id, file, exc.rule, str(exc))
-            continue
-        extras = {k: v for k, v in annotation.items() if k not in ANNOTATION_KEYS}
-        yield CocoRef(
-            reference_id,
-            str(png),
-            annotation.get("segments_info"),
-            image,
-            extras,
-            file,
-            image_id=image_id,
+IMAGE_BLOCK = 1 << 18
+"""Bytes of the JSON read at a time when looking image records up (they come in file order,
+so one read, or one GET on an object store, serves many)."""
+
+
+def iter_refs(index: DocumentIndex, png_dir: Path) -> Iterator[CocoRef | RejectedItem]:
+    """One :class:`CocoRef` per annotation (streamed from the JSON), then one error ref per
+    image left without one. Each image record is read back from its span when its annotation
+    comes; what is kept per image is one byte (whether it had an annotation)."""
+    file = str(index.path)
+    images = index.images if index.images is not None else ElementIndex("id")
+    annotated = bytearray(len(images))
+    with SpanReader(index.path, block=IMAGE_BLOCK) as records:
+        position = 0
+        for event in stream_top_level(index.path, ("images", "annotations")):
+            if event.key != "annotations" or event.span is None:
+                continue
+            annotation, number = event.value, position
+            position += 1
+            if not isinstance(annotation, dict):
+                yield reject_item(
+                    f"annotation-{number}", file, "schema", "annotation is not an object"
+                )
+                continue
+            image_id = annotation.get("image_id")
+            found = images.find(image_id, records)
+            image = found[1] if found else None
+            reference_id = reference_id_of(image, annotation)
+            if found:
+                annotated[found[0]] = 1
+            elif index.has_images:
+                yield reject_item(
+                    reference_id, file, "unknown-image", f"image_id {image_id!r} has no image entry"
+                )
+                continue
+            png_name = annotation.get("file_name") or f"{reference_id}.png"
+            try:
+                png = safe_join(png_dir, str(png_name), item=reference_id)
+            except ItemError as exc:
+                yield reject_item(reference_id, file, exc.rule, str(exc))
+                continue
+            yield CocoRef(reference_id, str(png), file, event.span, image, image_id)
+        for place in range(len(images)):
+            if annotated[place]:
+                continue
+            image = records.read(*images.span(place))
+            first = images.find(image["id"], records)
+            if first is not None and first[0] == place:  # a repeated id is listed once
+                yield reject_item(
+                    reference_id_of(image, {}),
+                    file,
+                    "missing-annotation",
+                    f"image {image['id']!r} has no annotation",
+                )
+
+
+def read_annotation(ref: CocoRef) -> Mapping[str, Any]:
+    """The annotation of ``ref``, read from its span of the JSON (or held, for a bare list)."""
+    if ref.span is None:
+        return ref.annotation or {}
+    with SpanReader(location(ref.file)) as reader:
+        annotation = reader.read(*ref.span)
+    if not isinstance(annotation, dict):
+        raise ItemError(
+            "annotation is not an object", rule="schema", item=ref.reference_id, file=ref.file
         )
-    for image_id, image in by_id.items():
-        if image_id not in annotated:
-            yield reject_item(
-                reference_id_of(image, {}),
-                file,
-                "missing-annotation",
-                f"image {image_id!r} has no annotation",
-            )
+    return annotation
 
 
-def check_segments_info(ref: CocoRef, ctx: CocoContext) -> list[dict[str, Any]]:
+def check_segments_info(ref: CocoRef, infos: Any, ctx: CocoContext) -> list[dict[str, Any]]:
     """The segments_info list, checked: ids valid and unique, categories known."""
-    item, infos = ref.reference_id, ref.segments_info
+    item = ref.reference_id
     if not isinstance(infos, list):
         raise ItemError("segments_info is not a list", rule="schema", item=item, file=ref.file)
     seen: set[int] = set()
@@ -284,7 +360,8 @@ def check_segments_info(ref: CocoRef, ctx: CocoContext) -> list[dict[str, Any]]:
 def load(ref: CocoRef, ctx: CocoContext) -> Sample:
     """Decode one panoptic PNG into an index mask with one segment per segments_info entry."""
     item = ref.reference_id
-    infos = check_segments_info(ref, ctx)
+    annotation = read_annotation(ref)
+    infos = check_segments_info(ref, annotation.get("segments_info"), ctx)
     rgb = read_png(location(ref.png), "rgb", item=item)
     height, width = rgb.shape[:2]
     image = dict(ref.image) if ref.image else None
@@ -334,8 +411,9 @@ def load(ref: CocoRef, ctx: CocoContext) -> Sample:
     image_metadata: dict[str, Any] = {
         ImageKey.IMAGE: image if image is not None else {"id": ref.image_id}
     }
-    if ref.annotation_extras:
-        image_metadata[ImageKey.ANNOTATION] = dict(ref.annotation_extras)
+    extras = {k: v for k, v in annotation.items() if k not in ANNOTATION_KEYS}
+    if extras:
+        image_metadata[ImageKey.ANNOTATION] = extras
     return Sample(
         reference_id=item,
         width=width,
