@@ -50,6 +50,8 @@ DASK_BATCH_SIZE = 16
 EXECUTORS = ("local", "dask")
 """Names accepted by ``--executor``."""
 DASK_EXTRA_HINT = "pip install 'segconvert[dask]'"
+DASK_MESSAGE_LOG = "distributed.admin.low-level-log-length"
+"""Dask's setting for how many recent messages each connection keeps (set to 0 in the parent)."""
 
 
 class Interrupted(BaseException):
@@ -482,22 +484,50 @@ class DaskExecutor(Executor):
         self.batch_size = batch_size
 
     def map(self, job: ItemJob, refs: Iterable[ItemRef]) -> Iterator[ItemResult]:
-        """See :meth:`Executor.map`."""
+        """See :meth:`Executor.map`.
+
+        At most ``window`` batches (4 per worker thread) are between the reference stream and
+        the caller: submitted, running, or done and waiting for an earlier batch. A batch's
+        future is released as soon as it completes (its results kept until their turn), so the
+        parent holds nothing per item beyond the window.
+        """
         distributed = import_distributed()
+        import dask
+
         with contextlib.ExitStack() as stack:
+            # The client keeps its last messages (the batches it sent) for debugging: keep none.
+            stack.enter_context(dask.config.set({DASK_MESSAGE_LOG: 0}))
             client = stack.enter_context(self._client(distributed))
             # The job travels once per worker as the result of a task (not scattered data),
             # so the scheduler can recompute it if every worker holding it is lost.
             job_future = client.submit(_dask_identity, job, pure=False)
             threads = sum(client.nthreads().values()) or self.workers
-            window = max(2, 2 * threads)
-            pending: deque[tuple[Any, list[ItemRef]]] = deque()
-            for batch in chunks(refs, self.batch_size):
-                pending.append(self._submit(client, job, job_future, batch))
-                while len(pending) >= window:
-                    yield from self._gather(client, job, job_future, *pending.popleft())
-            while pending:
-                yield from self._gather(client, job, job_future, *pending.popleft())
+            window = max(2, 4 * threads)
+            completed = distributed.as_completed(loop=client.loop)
+            slots: deque[_Batch] = deque()
+            running: dict[str, _Batch] = {}
+            source = chunks(refs, self.batch_size)
+            exhausted = False
+            while True:
+                while not exhausted and len(slots) < window:
+                    batch = next(source, None)
+                    if batch is None:
+                        exhausted = True
+                        break
+                    slot = self._submit(client, job, job_future, batch)
+                    slots.append(slot)
+                    if slot.future is not None:
+                        running[slot.future.key] = slot
+                        completed.add(slot.future)
+                while slots and slots[0].results is not None:
+                    yield from slots.popleft().results or ()
+                if not running:
+                    if exhausted and not slots:
+                        break
+                    continue
+                done = next(completed)
+                slot = running.pop(done.key)
+                slot.results = self._gather(client, job, job_future, slot)
             job_future.release()
 
     @contextlib.contextmanager
@@ -529,19 +559,17 @@ class DaskExecutor(Executor):
         with cluster, distributed.Client(cluster, set_as_default=False) as client:
             yield client
 
-    def _submit(
-        self, client: Any, job: ItemJob, job_future: Any, batch: list[ItemRef]
-    ) -> tuple[Any, list[ItemRef]]:
+    def _submit(self, client: Any, job: ItemJob, job_future: Any, batch: list[ItemRef]) -> _Batch:
         if all(_runs_in_parent(ref) for ref in batch):
-            return run_many(job, batch), batch
-        return client.submit(_dask_run_batch, job_future, batch, pure=False), batch
+            return _Batch(batch, results=run_many(job, batch))
+        return _Batch(batch, client.submit(_dask_run_batch, job_future, batch, pure=False))
 
-    def _gather(
-        self, client: Any, job: ItemJob, job_future: Any, future: Any, batch: list[ItemRef]
-    ) -> list[ItemResult]:
-        if isinstance(future, list):
-            return future
+    def _gather(self, client: Any, job: ItemJob, job_future: Any, slot: _Batch) -> list[ItemResult]:
+        """The results of a submitted batch (waiting for it); its future is released."""
+        if slot.results is not None:
+            return slot.results
         distributed = import_distributed()
+        future, batch = slot.future, slot.refs
         try:
             results: list[ItemResult] = future.result()
             return results
@@ -550,12 +578,23 @@ class DaskExecutor(Executor):
                 message = f"the Dask workers running this item died ({exc})"
                 return [item_failure(batch[0], "worker-died", message)]
             singles = [self._submit(client, job, job_future, [ref]) for ref in batch]
-            return [r for single in singles for r in self._gather(client, job, job_future, *single)]
+            return [r for single in singles for r in self._gather(client, job, job_future, single)]
         except Exception as exc:  # the task itself broke (e.g. cannot unpickle a reference)
             message = f"internal error on the Dask worker: {_describe(exc)}"
             return [item_failure(ref, "internal-error", message) for ref in batch]
         finally:
             future.release()
+            slot.future = None
+
+
+@dataclass
+class _Batch:
+    """One batch's place in the output order: its references, its future while it runs,
+    its results once known."""
+
+    refs: list[ItemRef]
+    future: Any = None
+    results: list[ItemResult] | None = None
 
 
 def import_distributed() -> Any:

@@ -220,3 +220,44 @@ def test_resume_on_dask_finishes_an_interrupted_run_to_the_same_bytes(
     report = convert(source, out, resume=True, executor="dask", jobs=2, **how)
     assert report.converted == IMAGES - 2
     assert tree_bytes(out) == reference
+
+
+def item_names(results) -> list[str]:
+    return [r.record["reference_id"] if r.record else r.error["item"] for r in results]
+
+
+def test_a_stream_longer_than_the_window_comes_back_whole_and_in_order(scheduler):
+    from executor_jobs import Order, make_job
+
+    from segconvert import reject
+    from segconvert.executors import DaskExecutor
+
+    # Batches rejected while listing (or finished before a --resume) are done in the parent
+    # at once, so a whole window can be done before the next batch is read: the stream must
+    # go on, not stop there.
+    refs = [
+        Order(f"ok-{n}") if n < 20 or n >= 600 else reject(f"bad-{n}", "schema", "bad")
+        for n in range(650)
+    ]
+    results = list(DaskExecutor(scheduler, batch_size=16).map(make_job(), refs))
+    assert item_names(results) == [ref.reference_id for ref in refs]
+
+
+def test_the_dask_executor_reads_its_input_lazily_and_keeps_a_bounded_window(scheduler):
+    from executor_jobs import Order, make_job
+
+    from segconvert.executors import DaskExecutor
+
+    taken = 0
+
+    def refs():
+        nonlocal taken
+        for n in range(100_000):
+            taken += 1
+            yield Order(f"ok-{n}")
+
+    results = DaskExecutor(scheduler, batch_size=4).map(make_job(), refs())
+    first = [next(results) for _ in range(40)]
+    assert item_names(first) == [f"ok-{n}" for n in range(40)]
+    assert taken <= 40 + 4 * 2 * 4 + 4  # what was yielded, a window of 4 batches per thread
+    results.close()
