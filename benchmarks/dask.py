@@ -7,30 +7,41 @@ memory as the dataset grows.
 ``throughput`` starts a ``distributed.LocalCluster`` of 1, 2 and 4 single-threaded workers on
 127.0.0.1 (the cluster is started before the clock starts: only the conversion is timed) and
 compares it with ``--jobs 1`` and the local process pool. ``rss`` runs each conversion in a fresh
-process with ``--executor dask`` (a local cluster of 2 workers) and reports that process's peak
-RSS (``ru_maxrss``: the parent, which hands out references and streams the results; the
-workers are other processes). Results go to ``benchmarks/results-dask.md`` with ``--write``.
+process and reports that process's peak RSS (``VmHWM``: the parent, which hands out
+references and streams the results; workers are other processes), for each of ``--modes``:
+``jobs1`` (in-process), ``pool`` (the local process pool, 2 workers), ``dask-local`` (a local
+cluster of 2 workers started by the run) and ``dask-scheduler`` (``dask scheduler`` and
+``dask worker --nworkers 2`` processes on 127.0.0.1, started here before the runs and stopped
+after, joined with ``--scheduler tcp://...``). Results go to ``benchmarks/results-dask.md``
+with ``--write``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 from generate import coco_panoptic  # noqa: E402
 
+# This file is named dask.py: with its folder on sys.path, ``import distributed`` (which
+# imports ``dask``) would import this file instead. The generator is imported; drop the folder.
+sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != HERE]
+
 from segconvert import build_registry, convert  # noqa: E402
 
-HERE = Path(__file__).parent
 RESULTS = HERE / "results-dask.md"
 
 
@@ -87,40 +98,129 @@ def throughput(count: int, workers: list[int]) -> list[str]:
 CHILD = """
 import json, resource, sys, time
 from segconvert import build_registry, convert
+
+def peak_rss_kib():
+    # VmHWM: the peak RSS of this program. ru_maxrss is not: Linux carries the maxrss of the
+    # process that forked it (the benchmark, holding its generated dataset) across exec.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
 if __name__ == "__main__":
+    source, out, executor, jobs, scheduler = sys.argv[1:6]
     started = time.perf_counter()
-    report = convert(sys.argv[1], sys.argv[2], from_format="coco-panoptic", to_format="nucleus",
-                     registry=build_registry(load_third_party=False), executor="dask", jobs=2,
+    report = convert(source, out, from_format="coco-panoptic", to_format="nucleus",
+                     registry=build_registry(load_third_party=False), executor=executor,
+                     jobs=int(jobs), scheduler=scheduler or None,
                      options={"relative_mask_urls": True})
     print(json.dumps({"converted": report.converted, "seconds": time.perf_counter() - started,
-                      "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                      "maxrss_kib": peak_rss_kib()}))
 """
 
+MODES = {
+    "jobs1": ("in-process (`--jobs 1`)", "local", 1),
+    "pool": ("local pool (`--jobs 2`)", "local", 2),
+    "dask-local": ("`--executor dask -j 2` (local cluster)", "dask", 2),
+    "dask-scheduler": ("`--executor dask --scheduler tcp://...` (2 workers)", "dask", 2),
+}
+"""``--modes``: the table's heading, ``--executor`` and ``--jobs`` of each."""
 
-def rss(counts: list[int]) -> list[str]:
-    rows = ["| items | converted | seconds | parent peak RSS (MiB) |", "|---|---|---|---|"]
-    peaks = []
-    with tempfile.TemporaryDirectory() as folder:
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def dask_processes(workers: int = 2) -> Iterator[str]:
+    """``dask scheduler`` and ``dask worker --nworkers N`` on 127.0.0.1; yields the address."""
+    import distributed
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    # run from elsewhere than this folder (``-m`` puts the working folder on sys.path)
+    quiet = {
+        "stdout": subprocess.DEVNULL,
+        "stderr": subprocess.DEVNULL,
+        "cwd": tempfile.gettempdir(),
+    }
+    scheduler = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    worker = [sys.executable, "-m", "distributed.cli.dask_worker", address]
+    processes = [
+        subprocess.Popen(
+            [*scheduler, "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
+        )
+    ]
+    try:
+        processes.append(
+            subprocess.Popen(
+                [*worker, "--nworkers", str(workers), "--nthreads", "1"]
+                + ["--no-dashboard", "--host", "127.0.0.1"],
+                **quiet,
+            )
+        )
+        with distributed.Client(address, timeout="60s") as client:
+            client.wait_for_workers(workers, timeout=120)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def load() -> str:
+    """The load averages over 1, 5 and 15 minutes."""
+    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
+def rss(counts: list[int], modes: list[str]) -> list[str]:
+    headings = [MODES[mode][0] for mode in modes]
+    rows = [
+        f"Load average at the start: {load()} (2 cores).",
+        "",
+        "| items | " + " | ".join(headings) + " |",
+        "|---" * (len(modes) + 1) + "|",
+    ]
+    peaks: dict[str, list[float]] = {mode: [] for mode in modes}
+    with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
         root = Path(folder)
         script = root / "child.py"
         script.write_text(CHILD)
+        address = stack.enter_context(dask_processes()) if "dask-scheduler" in modes else ""
         for count in counts:
             source = coco_panoptic(root / f"src{count}", count, width=32, height=24)
-            done = subprocess.run(
-                [sys.executable, str(script), str(source), str(root / f"out{count}")],
-                capture_output=True,
-                text=True,
-                check=True,
-                env={**os.environ, "SEGCONVERT_DISABLE_PLUGINS": "1"},
-            )
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-            peaks.append(result["maxrss_kib"] / 1024)
-            rows.append(
-                f"| {count} | {result['converted']} | {result['seconds']:.1f} | {peaks[-1]:.0f} |"
-            )
-            print(rows[-1], flush=True)
-    rows.append("")
-    rows.append(f"Ratio of the largest to the smallest peak: {peaks[-1] / peaks[0]:.2f}x")
+            cells = []
+            for mode in modes:
+                _, executor, jobs = MODES[mode]
+                scheduler = address if mode == "dask-scheduler" else ""
+                done = subprocess.run(
+                    [sys.executable, str(script), str(source), str(root / f"out-{mode}-{count}")]
+                    + [executor, str(jobs), scheduler],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env={**os.environ, "SEGCONVERT_DISABLE_PLUGINS": "1"},
+                )
+                result = json.loads(done.stdout.strip().splitlines()[-1])
+                assert result["converted"] == count, result
+                peaks[mode].append(result["maxrss_kib"] / 1024)
+                cells.append(f"{peaks[mode][-1]:.0f} MiB ({result['seconds']:.0f} s)")
+                print(f"{count} {mode}: {cells[-1]}", flush=True)
+            rows.append(f"| {count:,} | " + " | ".join(cells) + " |")
+    ratios = [f"**{peaks[mode][-1] / peaks[mode][0]:.2f}x**" for mode in modes]
+    rows.append(f"| ratio {counts[-1]:,} / {counts[0]:,} | " + " | ".join(ratios) + " |")
+    rows += ["", f"Load average at the end: {load()}."]
     return rows
 
 
@@ -132,10 +232,14 @@ def main() -> None:
     first.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     second = sub.add_parser("rss")
     second.add_argument("--counts", type=int, nargs="+", default=[2000, 20000])
+    second.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     for command in (first, second):
         command.add_argument("--write", action="store_true", help="append to results-dask.md")
     args = parser.parse_args()
-    rows = throughput(args.count, args.workers) if args.what == "throughput" else rss(args.counts)
+    if args.what == "throughput":
+        rows = throughput(args.count, args.workers)
+    else:
+        rows = rss(args.counts, args.modes)
     if args.write:
         with RESULTS.open("a") as handle:
             handle.write("\n".join(rows) + "\n\n")

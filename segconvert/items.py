@@ -141,6 +141,8 @@ def unique_references(refs: Iterable[ItemRef]) -> Iterator[ItemRef]:
             continue
         key = output_name_key(ref_id)
         folded = key.casefold()
+        if folded == ref_id:
+            folded = ref_id  # one string, not two, for the common id (the dict holds every id)
         earlier = names.get(folded)
         if earlier is None:
             names[folded] = ref_id

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import (
+    CATEGORIES,
     PANOPTICAPI,
     REALDATA,
     TRANSFORMERS,
@@ -333,4 +335,132 @@ def test_the_panoptic_json_is_streamed_not_loaded_whole(tmp_path, registry):
     streamed = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert count == 1500 and dataset.size == 1500
+    assert streamed < whole / 2, (streamed, whole)
+
+
+def many_images(root: Path, count: int, segments_each: int = 5) -> Path:
+    """A panoptic JSON of ``count`` images of ``segments_each`` segments (and no PNG)."""
+    segments = [
+        {"id": 10 + k, "category_id": 1, "iscrowd": 0, "area": 4, "bbox": [0, 0, 2, 2]}
+        for k in range(segments_each)
+    ]
+    document = {
+        "images": [
+            {"id": k, "file_name": f"i{k:06d}.jpg", "width": 40, "height": 30}
+            for k in range(count)
+        ],
+        "annotations": [
+            {"image_id": k, "file_name": f"i{k:06d}.png", "segments_info": segments}
+            for k in range(count)
+        ],
+        "categories": CATEGORIES,
+    }
+    (root / "panoptic").mkdir(parents=True)
+    path = root / "panoptic.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def traced_bytes() -> int:
+    """What tracemalloc traces now, less pathlib's interning of names (which now and then
+    regrows the interpreter's table of interned strings: no part of the importer)."""
+    import pathlib
+    import tracemalloc
+
+    ignore = tracemalloc.Filter(False, pathlib.__file__)
+    snapshot = tracemalloc.take_snapshot().filter_traces([ignore])
+    return sum(stat.size for stat in snapshot.statistics("filename"))
+
+
+def listing_memory(root: Path, registry: Registry, count: int) -> tuple[int, int]:
+    """Bytes the importer holds after scanning ``count`` images, and the most it holds while
+    listing their references (sampled between references, each dropped as it comes, as the
+    pipeline does)."""
+    import gc
+    import tracemalloc
+
+    json_path = many_images(root, count)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = traced_bytes()
+        dataset = registry.importer("coco-panoptic").open(json_path, {})
+        held = most = traced_bytes() - before
+        listed = 0
+        for _ in dataset.items:
+            listed += 1
+            if listed in (count // 2, count):
+                most = max(most, traced_bytes() - before)
+    finally:
+        tracemalloc.stop()
+    assert listed == count and dataset.size == count
+    return held, most
+
+
+@pytest.mark.slow
+def test_the_importer_holds_a_few_bytes_per_image_not_the_images_table(tmp_path, registry):
+    # An image record held as a dict costs ~400 bytes; the index costs ~30 (hash and span).
+    # (Both files are larger than the block of image records the listing reads at a time.)
+    small_held, small_most = listing_memory(tmp_path / "small", registry, 2000)
+    large_held, large_most = listing_memory(tmp_path / "large", registry, 8000)
+    assert (large_held - small_held) / 6000 < 100, (small_held, large_held)
+    assert (large_most - small_most) / 6000 < 100, (small_most, large_most)
+
+
+def test_a_reference_says_where_its_annotation_is_and_the_item_reads_it(tmp_path, registry):
+    cells = [
+        (100 + k, 1, 0, (k // 8 * 3, k // 8 * 3 + 3, k % 8 * 5, k % 8 * 5 + 5)) for k in range(64)
+    ]
+    json_path = write_coco_panoptic(tmp_path / "src", [ImageSpec("many", segments=cells)])
+    annotation = json.loads(json_path.read_text())["annotations"][0]
+    assert len(json.dumps(annotation)) > 4000
+    dataset = registry.importer("coco-panoptic").open(json_path, {})
+    (ref,) = list(dataset.items)
+    assert len(pickle.dumps(ref)) < 600  # the annotation stays in the file until loaded
+    assert dataset.loader is not None
+    sample = dataset.loader(ref, dataset.context)
+    assert [s.metadata["source_id"] for s in sample.segments if not s.is_void] == [
+        info["id"] for info in annotation["segments_info"]
+    ]
+
+
+def test_images_are_found_by_id_whatever_the_order_and_a_repeated_id_counts_once(
+    tmp_path, registry
+):
+    json_path = write_coco_panoptic(
+        tmp_path / "src", [default_spec(n, k) for k, n in enumerate("abc")]
+    )
+    document = json.loads(json_path.read_text())
+    document["images"].reverse()
+    document["images"].append(dict(document["images"][0], file_name="shadow.jpg"))
+    json_path.write_text(json.dumps(document))
+    report = convert(
+        json_path,
+        tmp_path / "out",
+        from_format="coco-panoptic",
+        to_format="nucleus",
+        registry=registry,
+        jobs=1,
+    )
+    assert report.exit_code == 0, report.errors
+    lines = (tmp_path / "out" / "annotations.jsonl").read_text().splitlines()
+    assert [json.loads(line)["reference_id"] for line in lines] == ["a", "b", "c"]
+
+
+@pytest.mark.slow
+def test_validate_streams_the_panoptic_json(tmp_path, registry):
+    import tracemalloc
+
+    json_path = many_images(tmp_path, 1000, segments_each=30)
+    tracemalloc.start()
+    try:
+        json.loads(json_path.read_text())
+        whole = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        checked, problems = validate_dataset(json_path, "coco-panoptic", registry=registry, jobs=1)
+        streamed = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert checked == 1000
+    assert {p["rule"] for p in problems} == {"png-missing"}  # the JSON itself is valid
     assert streamed < whole / 2, (streamed, whole)
