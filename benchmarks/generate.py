@@ -62,16 +62,22 @@ def coco_panoptic(
         index = np.searchsorted(np.sort(lut_keys), ids)
         ranks = np.argsort(lut_keys)  # sorted position -> position in [0, *infos]
         areas, bboxes = segment_stats(ranks[index].astype(np.int64), len(lut_keys))
+        # One segment per distinct id (a random id drawn twice paints one segment), at its
+        # position in lut_keys; without a repeat that position is its place in infos.
+        position = {segment_id: n for n, segment_id in enumerate(order, start=1)}
+        firsts = {}
+        for segment_id, category in infos:
+            firsts.setdefault(segment_id, category)
         segments = [
             {
                 "id": segment_id,
                 "category_id": category,
                 "iscrowd": 0,
-                "area": int(areas[n]),
-                "bbox": bboxes[n].tolist(),
+                "area": int(areas[position[segment_id]]),
+                "bbox": bboxes[position[segment_id]].tolist(),
             }
-            for n, (segment_id, category) in enumerate(infos, start=1)
-            if areas[n] and infos.index((segment_id, category)) == n - 1
+            for segment_id, category in firsts.items()
+            if areas[position[segment_id]]
         ]
         name = f"{k:012d}"
         rgb = np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)

@@ -23,7 +23,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from segconvert.storage import (
     atomic_write_bytes,
     describe_os_error,
     is_remote,
+    iter_files,
     list_files,
     open_input,
     remove,
@@ -108,24 +109,44 @@ def ref_digest(ref: Any) -> str:
 
 def source_fingerprint(source: Path) -> dict[str, Any]:
     """Names, sizes and modification times of the source's files: the file itself and the
-    folder of the same stem next to it (COCO's PNG folder), or everything below a folder."""
-    entries: dict[str, Any] = {}
+    folder of the same stem next to it (COCO's PNG folder), or everything below a folder.
+
+    The listing is streamed into the digest (the SHA-256 of the JSON of the sorted
+    ``[name, [size, mtime]]`` pairs); the names themselves are kept, to say what changed,
+    up to :data:`FINGERPRINT_NAMES` files."""
+    hasher = hashlib.sha256(b"[")
+    kept: dict[str, Any] | None = {}
+    count = 0
+    for name, size, mtime in _source_files(source):
+        entry = [size, mtime]
+        hasher.update((", " if count else "").encode() + json.dumps([name, entry]).encode())
+        count += 1
+        if kept is not None:
+            kept[name] = entry
+            if len(kept) > FINGERPRINT_NAMES:
+                kept = None
+    hasher.update(b"]")
+    fingerprint: dict[str, Any] = {"count": count, "digest": hasher.hexdigest()}
+    if kept is not None:
+        fingerprint["files"] = kept
+    return fingerprint
+
+
+def _source_files(source: Path) -> Iterator[tuple[str, int, float]]:
+    """The files a fingerprint covers, in name order (the file sorts before its folder's
+    files: ``a.json`` < ``a/...``)."""
     if source.is_dir():
-        entries = {k: list(v) for k, v in list_files(source).items()}
-    else:
-        try:
-            info = source.stat()
-            entries[source.name] = [info.st_size, info.st_mtime]
-        except OSError:
-            pass
-        sibling = source.with_suffix("")
-        if sibling != source and sibling.is_dir():
-            for name, value in list_files(sibling).items():
-                entries[f"{sibling.name}/{name}"] = list(value)
-    digest = hashlib.sha256(json.dumps(sorted(entries.items())).encode()).hexdigest()
-    if len(entries) > FINGERPRINT_NAMES:
-        return {"count": len(entries), "digest": digest}
-    return {"count": len(entries), "digest": digest, "files": entries}
+        yield from iter_files(source)
+        return
+    try:
+        info = source.stat()
+        yield source.name, info.st_size, info.st_mtime
+    except OSError:
+        pass
+    sibling = source.with_suffix("")
+    if sibling != source and sibling.is_dir():
+        for name, size, mtime in iter_files(sibling):
+            yield f"{sibling.name}/{name}", size, mtime
 
 
 def describe_change(before: Mapping[str, Any], after: Mapping[str, Any], limit: int = 5) -> str:

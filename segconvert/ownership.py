@@ -19,7 +19,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,9 +29,11 @@ from segconvert.storage import (
     TEMPORARY_PREFIX,
     TEMPORARY_SUFFIX,
     OutputGuard,
+    atomic_open,
     atomic_write_bytes,
     inside,
     is_remote,
+    iter_files,
     list_files,
     make_folder,
     open_input,
@@ -228,6 +230,28 @@ def write_manifest(output: Path, manifest: Manifest) -> None:
     atomic_write_bytes(output / MANIFEST_NAME, data, checked=False)
 
 
+def write_complete_manifest(output: Path, foreign: Iterable[str], files: Iterable[str]) -> None:
+    """Write the manifest of a completed run, ``files`` streamed in as they are listed (in
+    name order; never held as a list): the same bytes as :func:`write_manifest` of
+    ``Manifest(foreign, files, complete=True)``."""
+    with atomic_open(output / MANIFEST_NAME, checked=False) as handle:
+        handle.write(f'{{\n "segconvert_manifest": {MANIFEST_VERSION},\n "complete": true,\n')
+        handle.write(' "foreign": ')
+        handle.writelines(_json_list(sorted(foreign)))
+        handle.write(',\n "files": ')
+        handle.writelines(_json_list(files))
+        handle.write("\n}\n")
+
+
+def _json_list(names: Iterable[str]) -> Iterator[str]:
+    """A list of strings as ``json.dumps(..., indent=1)`` writes it one level deep."""
+    empty = True
+    for name in names:
+        yield ("[\n  " if empty else ",\n  ") + json.dumps(name)
+        empty = False
+    yield "[]" if empty else "\n ]"
+
+
 def output_files(output: Path) -> dict[str, tuple[int, float]]:
     """The files in ``output`` other than segconvert's state files."""
     return {k: v for k, v in list_files(output).items() if not is_state_file(k)}
@@ -257,10 +281,15 @@ class Ownership:
         )
 
     def finish(self, *, complete: bool) -> None:
-        """Record what the run wrote; mark it complete (call after every report is final)."""
+        """Record what the run wrote; mark it complete (call after every report is final).
+        The output is listed as the manifest is written: nothing per file is held."""
         if complete:
-            files = [name for name in output_files(self.output) if name not in self.foreign]
-            write_manifest(self.output, Manifest(sorted(self.foreign), files, complete=True))
+            files = (
+                name
+                for name, _, _ in iter_files(self.output)
+                if not is_state_file(name) and name not in self.foreign
+            )
+            write_complete_manifest(self.output, self.foreign, files)
 
     def release(self) -> None:
         """Let other runs into the folder."""
@@ -358,7 +387,7 @@ def remove_temporaries(output: Path) -> None:
     """Delete temporary files a killed run left behind (only names segconvert makes)."""
     if is_remote(output):
         return  # remote writes spool locally: nothing partial is ever stored
-    for name in list_files(output):
+    for name, _, _ in iter_files(output):
         base = name.rsplit("/", 1)[-1]
         if base.startswith(TEMPORARY_PREFIX) and base.endswith(TEMPORARY_SUFFIX):
             remove(output / name)

@@ -650,37 +650,66 @@ def remove(path: Path) -> None:
 
 
 def list_files(root: Path) -> dict[str, tuple[int, float]]:
-    """Every file under ``root``: relative POSIX name -> (size, modification time). Symlinks
-    are listed by their own name and not followed into folders."""
+    """Every file under ``root``: relative POSIX name -> (size, modification time), in the
+    order of the names (see :func:`iter_files`)."""
+    return {name: (size, mtime) for name, size, mtime in iter_files(root)}
+
+
+def iter_files(root: Path) -> Iterator[tuple[str, int, float]]:
+    """Every file under ``root`` as ``(relative POSIX name, size, modification time)``, sorted
+    by name, produced as it goes: locally one folder's names are held at a time (an output of
+    a million masks is never listed whole in memory with its sizes). Symlinks are listed by
+    their own name and not followed into folders."""
     if is_remote(root):
-        fs, fs_path = _fs_path(root)
-        base = fs_path.rstrip("/")
+        yield from sorted(_remote_files(root))
+        return
+    if root.is_dir():
+        yield from _local_files(os.fspath(root), "")
+
+
+def _remote_files(root: Path) -> Iterator[tuple[str, int, float]]:
+    fs, fs_path = _fs_path(root)
+    base = fs_path.rstrip("/")
+    try:
+        found = fs.find(base, detail=True)
+    except FileNotFoundError:
+        return
+    for name, info in found.items():
+        if info.get("type") == "directory" or name.rstrip("/") == base:
+            continue
+        stamp = info.get("LastModified") or info.get("mtime") or info.get("ETag") or 0
+        mtime = stamp.timestamp() if hasattr(stamp, "timestamp") else float(hash(stamp))
+        yield name[len(base) + 1 :], int(info.get("size") or 0), mtime
+
+
+def _local_files(folder: str, prefix: str) -> Iterator[tuple[str, int, float]]:
+    """The files below ``folder`` in name order. A sub-folder sorts as its name plus ``/`` (so
+    its files fall where their full names do: ``a.txt`` < ``a/x`` < ``a0``); a symlink to a
+    folder is skipped, as ``os.walk`` does."""
+    names = []
+    try:
+        with os.scandir(folder) as listing:
+            for entry in listing:
+                try:
+                    if entry.is_dir():
+                        if not entry.is_symlink():
+                            names.append(entry.name + "/")
+                        continue
+                except OSError:
+                    pass
+                names.append(entry.name)
+    except OSError:
+        return
+    names.sort()
+    for name in names:
+        if name.endswith("/"):
+            yield from _local_files(os.path.join(folder, name[:-1]), prefix + name)
+            continue
         try:
-            found = fs.find(base, detail=True)
-        except FileNotFoundError:
-            return {}
-        files = {}
-        for name, info in found.items():
-            if info.get("type") == "directory" or name.rstrip("/") == base:
-                continue
-            stamp = info.get("LastModified") or info.get("mtime") or info.get("ETag") or 0
-            mtime = stamp.timestamp() if hasattr(stamp, "timestamp") else float(hash(stamp))
-            files[name[len(base) + 1 :]] = (int(info.get("size") or 0), mtime)
-        return files
-    listed: dict[str, tuple[int, float]] = {}
-    if not root.is_dir():
-        return listed
-    for folder, dirs, names in os.walk(root):
-        for name in names:
-            full = os.path.join(folder, name)
-            try:
-                info = os.lstat(full)
-            except OSError:
-                continue
-            relative = os.path.relpath(full, root).replace(os.sep, "/")
-            listed[relative] = (info.st_size, info.st_mtime)
-        dirs.sort()
-    return listed
+            info = os.lstat(os.path.join(folder, name))
+        except OSError:
+            continue
+        yield prefix + name, info.st_size, info.st_mtime
 
 
 def inside(path: Path, folder: Path) -> bool:

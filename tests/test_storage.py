@@ -685,3 +685,63 @@ def test_a_cityscapes_file_symlinked_out_of_the_dataset_is_refused(tmp_path, reg
         ("aachen_000001_000019", "unsafe-path"),
         ("aachen_000002_000019", "unsafe-path"),
     ]
+
+
+def walked(root: Path) -> dict[str, tuple[int, float]]:
+    """The listing ``os.walk`` gives (what the output and fingerprint listings always were)."""
+    listed = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            full = os.path.join(folder, name)
+            info = os.lstat(full)
+            relative = os.path.relpath(full, root).replace(os.sep, "/")
+            listed[relative] = (info.st_size, info.st_mtime)
+    return listed
+
+
+def test_files_are_listed_in_name_order_as_os_walk_finds_them(tmp_path):
+    from segconvert.storage import iter_files, list_files
+
+    for relative in ["a.txt", "a/x", "a0", "a-b/c", "b/ü/é.png", "b/z", "c/d/e/f", "A", "a/y/z"]:
+        path = tmp_path / "tree" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(relative)
+    os.symlink(tmp_path / "tree" / "b", tmp_path / "tree" / "linked-folder")  # not followed
+    os.symlink(tmp_path / "tree" / "a0", tmp_path / "tree" / "linked-file")
+    expected = walked(tmp_path / "tree")
+    names = [name for name, _, _ in iter_files(tmp_path / "tree")]
+    assert names == sorted(expected)  # a.txt < a/x < a0: the order of the full names
+    assert list_files(tmp_path / "tree") == expected
+    assert "linked-file" in names and not any(n.startswith("linked-folder") for n in names)
+
+
+def test_the_streamed_manifest_has_the_bytes_of_the_manifest(tmp_path):
+    from segconvert.ownership import (
+        MANIFEST_NAME,
+        Manifest,
+        write_complete_manifest,
+        write_manifest,
+    )
+
+    for foreign, files in [([], []), (["x"], ["a", "b/ü", 'q"uote']), (["é", "d"], [])]:
+        write_manifest(tmp_path, Manifest(foreign, files, complete=True))
+        whole = (tmp_path / MANIFEST_NAME).read_bytes()
+        write_complete_manifest(tmp_path, foreign, iter(sorted(files)))
+        assert (tmp_path / MANIFEST_NAME).read_bytes() == whole
+
+
+def test_the_streamed_fingerprint_is_the_digest_of_the_sorted_listing(tmp_path):
+    import hashlib
+
+    from segconvert.journal import source_fingerprint
+
+    source = tmp_path / "panoptic.json"
+    source.write_text("{}")
+    for name in ["b.png", "a.png", "sub/c.png"]:
+        (tmp_path / "panoptic" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "panoptic" / name).write_text(name)
+    info = source.stat()
+    entries = {"panoptic.json": [info.st_size, info.st_mtime]}
+    entries |= {f"panoptic/{k}": list(v) for k, v in walked(tmp_path / "panoptic").items()}
+    digest = hashlib.sha256(json.dumps(sorted(entries.items())).encode()).hexdigest()
+    assert source_fingerprint(source) == {"count": 4, "digest": digest, "files": entries}

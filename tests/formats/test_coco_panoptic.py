@@ -346,8 +346,7 @@ def many_images(root: Path, count: int, segments_each: int = 5) -> Path:
     ]
     document = {
         "images": [
-            {"id": k, "file_name": f"i{k:06d}.jpg", "width": 40, "height": 30}
-            for k in range(count)
+            {"id": k, "file_name": f"i{k:06d}.jpg", "width": 40, "height": 30} for k in range(count)
         ],
         "annotations": [
             {"image_id": k, "file_name": f"i{k:06d}.png", "segments_info": segments}
