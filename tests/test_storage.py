@@ -569,9 +569,7 @@ def test_an_output_symlink_to_elsewhere_sends_nothing_outside(tmp_path, registry
     assert list(elsewhere.iterdir()) == []
 
 
-def test_a_folder_swapped_for_a_symlink_between_runs_is_caught_by_the_next_run(
-    tmp_path, registry
-):
+def test_a_folder_swapped_for_a_symlink_between_runs_is_caught_by_the_next_run(tmp_path, registry):
     """Folders are resolved once per run (for speed), never remembered from an earlier run."""
     json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
     out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
