@@ -11,7 +11,7 @@ what the caller keeps.
 The rules of :mod:`segconvert.jsonio` hold here too: nesting at most
 :data:`~segconvert.jsonio.MAX_JSON_DEPTH` deep (each block is scanned before the parser sees
 it), no repeated keys, no ``NaN`` / ``Infinity``, UTF-8 (a leading BOM allowed); a fault is a
-:class:`~segconvert.jsonio.JsonError` ``file:line:column: message (at byte N)``.
+:class:`~segconvert.jsonio.JsonError` ``file:line:column: message``.
 """
 
 from __future__ import annotations
@@ -59,9 +59,9 @@ class Event:
 
 
 def fault(path: Path, offset: int, message: str) -> JsonError:
-    """The error for a fault at byte ``offset`` of ``path``: ``file:line:column: message (at
-    byte N)``. The line and column are counted by reading the file up to ``offset`` (this
-    runs on errors only)."""
+    """The error for a fault at byte ``offset`` of ``path``: ``file:line:column: message``, as
+    every JSON reader says it. The line and column are counted by reading the file up to
+    ``offset`` (this runs on errors only)."""
     line, column, done = 1, 0, 0
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     try:
@@ -77,7 +77,7 @@ def fault(path: Path, offset: int, message: str) -> JsonError:
                 column += len(decoder.decode(block))
     except OSError:
         pass
-    return json_error(path, line, column + 1, f"{message} (at byte {offset})")
+    return json_error(path, line, column + 1, message)
 
 
 class _Reader:
@@ -193,7 +193,7 @@ def stream_top_level(path: Path, arrays: Iterable[str] = ()) -> Iterator[Event]:
     ``arrays``, whose elements come one by one with their byte spans. For a top-level list,
     every element comes with its span (``key`` None). Each streamed array opens with an
     event whose value is :data:`ARRAY_START`. Raises :class:`~segconvert.jsonio.JsonError`
-    saying at which line, column and byte the JSON breaks.
+    saying at which line and column the JSON breaks.
     """
     streamed = set(arrays)
     reader = _Reader(path)

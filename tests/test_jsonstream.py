@@ -56,7 +56,8 @@ def test_a_top_level_list_streams_its_elements(tmp_path, small_chunks):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('{"a": [1, 2', "byte 11"),
+        ('{"a": [1, 2', r"bad.json:1:12: expected one of ',\]'"),
+        ('{\n  "a": [1,\n  2, "é" x]}', r"bad.json:3:10: expected one of ',\]', found 'x'"),
         ('{"a" 1}', "expected one of ':'"),
         ("[1,]", "Expecting value"),
         ('{"a": 1} x', "extra data"),
@@ -64,7 +65,7 @@ def test_a_top_level_list_streams_its_elements(tmp_path, small_chunks):
         (b'{"a": "\xff"}', "not UTF-8"),
     ],
 )
-def test_broken_json_is_one_input_error_naming_the_byte(tmp_path, text, message):
+def test_broken_json_is_one_input_error_naming_line_and_column(tmp_path, text, message):
     path = tmp_path / "bad.json"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(InputError, match=message):

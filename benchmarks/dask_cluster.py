@@ -1,19 +1,20 @@
-"""Dask executor benchmark: throughput against the number of workers, and the parent's peak
+"""Dask executor benchmark (not named ``dask.py``: run as a script, that name would shadow the
+``dask`` package it imports): throughput against the number of workers, and the parent's peak
 memory as the dataset grows.
 
-    python benchmarks/dask.py throughput --count 400           # 640x480 COCO panoptic -> Nucleus
-    python benchmarks/dask.py rss --counts 2000 20000          # parent peak RSS, tiny images
+    python benchmarks/dask_cluster.py throughput --count 400   # 640x480 COCO panoptic -> Nucleus
+    python benchmarks/dask_cluster.py rss --counts 2000 20000  # parent peak RSS, tiny images
 
-``throughput`` starts a ``distributed.LocalCluster`` of 1, 2 and 4 single-threaded workers on
-127.0.0.1 (the cluster is started before the clock starts: only the conversion is timed) and
-compares it with ``--jobs 1`` and the local process pool. ``rss`` runs each conversion in a fresh
-process and reports that process's peak RSS (``VmHWM``: the parent, which hands out
-references and streams the results; workers are other processes), for each of ``--modes``:
-``jobs1`` (in-process), ``pool`` (the local process pool, 2 workers), ``dask-local`` (a local
-cluster of 2 workers started by the run) and ``dask-scheduler`` (``dask scheduler`` and
-``dask worker --nworkers 2`` processes on 127.0.0.1, started here before the runs and stopped
-after, joined with ``--scheduler tcp://...``). Results go to ``benchmarks/results-dask.md``
-with ``--write``.
+``throughput`` compares ``--jobs 1`` and the local process pool with 1, 2 and 4 single-threaded
+Dask workers on 127.0.0.1: segconvert's own local cluster, and ``dask scheduler`` / ``dask
+worker`` processes started before the clock (a running cluster, joined with ``--scheduler``).
+``rss`` runs each conversion in a fresh process and reports that process's peak RSS
+(``VmHWM``: the parent, which hands out references and streams the results; workers are other
+processes), for each of ``--modes``: ``jobs1`` (in-process), ``pool`` (the local process pool,
+2 workers), ``dask-local`` (segconvert's own local cluster of 2 workers) and ``dask-scheduler``
+(``dask scheduler`` and ``dask worker --nworkers 2`` processes on 127.0.0.1, started before the
+runs and stopped after, joined with ``--scheduler tcp://...``). Results go to
+``benchmarks/results-dask.md`` with ``--write``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import socket
 import subprocess
@@ -31,17 +31,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).parent))
 
 from generate import coco_panoptic  # noqa: E402
 
-# This file is named dask.py: with its folder on sys.path, ``import distributed`` (which
-# imports ``dask``) would import this file instead. The generator is imported; drop the folder.
-sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != HERE]
-
 from segconvert import build_registry, convert  # noqa: E402
+from segconvert.dask_memory import WORKER_ENVIRON  # noqa: E402
 
+HERE = Path(__file__).parent
 RESULTS = HERE / "results-dask.md"
 
 
@@ -59,39 +56,83 @@ def timed_convert(source: Path, out: Path, **how: object) -> tuple[float, int]:
     return time.perf_counter() - started, report.converted
 
 
-def throughput(count: int, workers: list[int]) -> list[str]:
+@contextlib.contextmanager
+def external_cluster(workers: int, environ: dict[str, str]) -> Iterator[str]:
+    """``dask scheduler`` and ``dask worker --nworkers N`` processes on 127.0.0.1, as a user
+    starts them (``environ`` added to the workers' environment); yields the address once every
+    worker has joined."""
     import distributed
 
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1"]
+            + ["--port", str(port), "--no-dashboard"],
+            **quiet,  # type: ignore[call-overload]
+        )
+    ]
+    try:
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "distributed.cli.dask_worker", address]
+                + ["--nworkers", str(workers), "--nthreads", "1", "--no-dashboard"]
+                + ["--host", "127.0.0.1"],
+                env={**os.environ, **environ},
+                **quiet,  # type: ignore[call-overload]
+            )
+        )
+        with distributed.Client(address, timeout="30s") as client:
+            client.wait_for_workers(workers, timeout=120)
+        yield address
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def throughput(count: int, workers: list[int]) -> list[str]:
+    """Items per second: in-process, the local pool, then for each worker count segconvert's
+    own local cluster (started and stopped inside the timing) and a running cluster of
+    ``dask scheduler``/``dask worker`` processes (started before the clock), with Dask's default
+    worker environment and with the one docs/scale.md recommends."""
     rows = ["| executor | workers | items | seconds | items/s |", "|---|---|---|---|---|"]
+
+    def row(label: str, n: int, seconds: float, done: int) -> None:
+        rows.append(f"| {label} | {n} | {done} | {seconds:.1f} | {done / seconds:.1f} |")
+        print(rows[-1], flush=True)
+
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         source = coco_panoptic(root / "src", count)
-        runs: list[tuple[str, int, dict[str, object]]] = [
-            ("in-process (--jobs 1)", 1, {"jobs": 1}),
-            ("local pool (--jobs 2)", 2, {"jobs": 2}),
-        ]
-        for label, n, how in runs:
-            seconds, done = timed_convert(source, root / f"out-{label[:5]}-{n}", **how)
-            rows.append(f"| {label} | {n} | {done} | {seconds:.1f} | {done / seconds:.1f} |")
-            print(rows[-1], flush=True)
+        row("in-process (`--jobs 1`)", 1, *timed_convert(source, root / "out-1", jobs=1))
+        row("local process pool (`--jobs 2`)", 2, *timed_convert(source, root / "out-2", jobs=2))
         for n in workers:
-            with distributed.LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                host="127.0.0.1",
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            ) as cluster:
-                seconds, done = timed_convert(
-                    source,
-                    root / f"out-dask-{n}",
-                    executor="dask",
-                    scheduler=cluster.scheduler_address,
-                )
-            rows.append(
-                f"| dask (tcp://127.0.0.1) | {n} | {done} | {seconds:.1f} | {done / seconds:.1f} |"
+            row(
+                "`--executor dask`, its own local cluster (start and stop timed too)",
+                n,
+                *timed_convert(source, root / f"out-own-{n}", executor="dask", jobs=n),
             )
-            print(rows[-1], flush=True)
+            for label, environ in (
+                ("Dask's default worker environment", {}),
+                ("workers started as docs/scale.md says", WORKER_ENVIRON),
+            ):
+                with external_cluster(n, environ) as address:
+                    seconds, done = timed_convert(
+                        source,
+                        root / f"out-ext-{n}-{len(environ)}",
+                        executor="dask",
+                        scheduler=address,
+                    )
+                row(f"`--scheduler tcp://127.0.0.1:PORT`, {label}", n, seconds, done)
     return rows
 
 
@@ -125,58 +166,10 @@ if __name__ == "__main__":
 MODES = {
     "jobs1": ("in-process (`--jobs 1`)", "local", 1),
     "pool": ("local pool (`--jobs 2`)", "local", 2),
-    "dask-local": ("`--executor dask -j 2` (local cluster)", "dask", 2),
+    "dask-local": ("`--executor dask -j 2` (its local cluster)", "dask", 2),
     "dask-scheduler": ("`--executor dask --scheduler tcp://...` (2 workers)", "dask", 2),
 }
 """``--modes``: the table's heading, ``--executor`` and ``--jobs`` of each."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def dask_processes(workers: int = 2) -> Iterator[str]:
-    """``dask scheduler`` and ``dask worker --nworkers N`` on 127.0.0.1; yields the address."""
-    import distributed
-
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    # run from elsewhere than this folder (``-m`` puts the working folder on sys.path)
-    quiet = {
-        "stdout": subprocess.DEVNULL,
-        "stderr": subprocess.DEVNULL,
-        "cwd": tempfile.gettempdir(),
-    }
-    scheduler = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-    worker = [sys.executable, "-m", "distributed.cli.dask_worker", address]
-    processes = [
-        subprocess.Popen(
-            [*scheduler, "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], **quiet
-        )
-    ]
-    try:
-        processes.append(
-            subprocess.Popen(
-                [*worker, "--nworkers", str(workers), "--nthreads", "1"]
-                + ["--no-dashboard", "--host", "127.0.0.1"],
-                **quiet,
-            )
-        )
-        with distributed.Client(address, timeout="60s") as client:
-            client.wait_for_workers(workers, timeout=120)
-        yield address
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def load() -> str:
@@ -185,9 +178,11 @@ def load() -> str:
 
 
 def rss(counts: list[int], modes: list[str]) -> list[str]:
+    """The parent's peak RSS for each item count and executor, and the ratio of the largest
+    count's to the smallest's."""
     headings = [MODES[mode][0] for mode in modes]
     rows = [
-        f"Load average at the start: {load()} (2 cores).",
+        f"Load average at the start: {load()} ({os.cpu_count()} cores).",
         "",
         "| items | " + " | ".join(headings) + " |",
         "|---" * (len(modes) + 1) + "|",
@@ -197,7 +192,9 @@ def rss(counts: list[int], modes: list[str]) -> list[str]:
         root = Path(folder)
         script = root / "child.py"
         script.write_text(CHILD)
-        address = stack.enter_context(dask_processes()) if "dask-scheduler" in modes else ""
+        address = ""
+        if "dask-scheduler" in modes:
+            address = stack.enter_context(external_cluster(2, WORKER_ENVIRON))
         for count in counts:
             source = coco_panoptic(root / f"src{count}", count, width=32, height=24)
             cells = []
