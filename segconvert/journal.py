@@ -23,14 +23,16 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from segconvert.errors import OutputError
 from segconvert.items import ItemResult, ItemStatus
 from segconvert.storage import (
+    atomic_open,
     atomic_write_bytes,
     describe_os_error,
     is_remote,
@@ -112,25 +114,32 @@ def source_fingerprint(source: Path) -> dict[str, Any]:
     """Names, sizes and modification times of the source's files: the file itself and the
     folder of the same stem next to it (COCO's PNG folder), or everything below a folder.
 
-    The listing is streamed into the digest (the SHA-256 of the JSON of the sorted
-    ``[name, [size, mtime]]`` pairs); the names themselves are kept, to say what changed,
-    up to :data:`FINGERPRINT_NAMES` files."""
+    The digest is the SHA-256 of the JSON of the sorted ``[name, [size, mtime]]`` pairs; the
+    names themselves are kept, to say what changed, up to :data:`FINGERPRINT_NAMES` files.
+    The journal writes them without holding them (:func:`source_digest`, then streamed)."""
+    fingerprint = source_digest(source)
+    if fingerprint["count"] <= FINGERPRINT_NAMES:
+        fingerprint["files"] = {name: [size, mtime] for name, size, mtime in _source_files(source)}
+    return fingerprint
+
+
+def source_digest(source: Path) -> dict[str, Any]:
+    """The ``count`` and ``digest`` of :func:`source_fingerprint`, the listing streamed into
+    the digest (nothing per file is held)."""
     hasher = hashlib.sha256(b"[")
-    kept: dict[str, Any] | None = {}
     count = 0
     for name, size, mtime in _source_files(source):
-        entry = [size, mtime]
-        hasher.update((", " if count else "").encode() + json.dumps([name, entry]).encode())
+        hasher.update((", " if count else "").encode() + json.dumps([name, [size, mtime]]).encode())
         count += 1
-        if kept is not None:
-            kept[name] = entry
-            if len(kept) > FINGERPRINT_NAMES:
-                kept = None
     hasher.update(b"]")
-    fingerprint: dict[str, Any] = {"count": count, "digest": hasher.hexdigest()}
-    if kept is not None:
-        fingerprint["files"] = kept
-    return fingerprint
+    return {"count": count, "digest": hasher.hexdigest()}
+
+
+def _file_entries(source: Path) -> Iterator[str]:
+    """The ``files`` object of a fingerprint as JSON text, piece by piece (what
+    ``json.dumps`` writes for the dict)."""
+    for number, (name, size, mtime) in enumerate(_source_files(source)):
+        yield (", " if number else "") + json.dumps(name) + ": " + json.dumps([size, mtime])
 
 
 def _source_files(source: Path) -> Iterator[tuple[str, int, float]]:
@@ -182,6 +191,7 @@ class Journal:
         previous: dict[int, Finished],
         codec: RecordCodec,
         header: Mapping[str, Any],
+        source: Path | None = None,
     ) -> None:
         self.output = output
         self.path = output / JOURNAL_NAME
@@ -192,14 +202,36 @@ class Journal:
         self._last_flush = time.monotonic()
         self._part = _next_part(output) if self.remote else 0
         self._fd = -1
+        if not previous:
+            self._write_header(header, source)
         if not self.remote:
             try:
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             except OSError as exc:
                 raise OutputError(describe_os_error(exc)) from None
-        if not previous:
-            self._write(dict(header))
-            self.flush()
+
+    def _write_header(self, header: Mapping[str, Any], source: Path | None) -> None:
+        """The first line, whole or not at all (a new journal file, or the first part), the
+        names of the source's files streamed into it from a second listing, never held: the
+        same line as ``json.dumps`` of the header with its fingerprint's ``files``."""
+        text = json.dumps(dict(header), allow_nan=False)
+        fingerprint = header.get("source")
+        pieces: Iterable[str] = [text]
+        if (
+            source is not None
+            and isinstance(fingerprint, dict)
+            and fingerprint.get("count", FINGERPRINT_NAMES + 1) <= FINGERPRINT_NAMES
+            and text.endswith("}}")  # the fingerprint is the header's last value
+        ):
+            pieces = chain([text[:-2], ', "files": {'], _file_entries(source), ["}}}"])
+        if self.remote:
+            self._part += 1
+            target = self.output / JOURNAL_PARTS / f"part-{self._part:06d}.jsonl"
+        else:
+            target = self.path
+        with atomic_open(target, checked=False) as handle:
+            handle.writelines(pieces)
+            handle.write("\n")
 
     @classmethod
     def open(
@@ -213,17 +245,14 @@ class Journal:
     ) -> Journal:
         """Start a journal, or continue the one in ``output`` when ``resume``."""
         codec = RecordCodec(record_module)
-        fingerprint = source_fingerprint(source) if source is not None else None
+        fingerprint = source_digest(source) if source is not None else None
         header = {"segconvert_journal": VERSION, "params": _plain(params), "source": fingerprint}
         previous: dict[int, Finished] = {}
         if resume and has_journal(output):
-            previous = read_journal(output, header, codec)
+            previous = read_journal(output, header, codec, source=source)
         else:
             remove_journal(output)
-        return cls(output, params, previous, codec, header)
-
-    def _write(self, record: Mapping[str, Any]) -> None:
-        self._write_line(json.dumps(record, allow_nan=False))
+        return cls(output, params, previous, codec, header, source)
 
     def _write_line(self, text: str) -> None:
         line = text + "\n"
@@ -329,10 +358,11 @@ def _plain(value: Mapping[str, Any]) -> Any:
 
 
 def read_journal(
-    output: Path, header: Mapping[str, Any], codec: RecordCodec
+    output: Path, header: Mapping[str, Any], codec: RecordCodec, *, source: Path | None = None
 ) -> dict[int, Finished]:
     """Finished items of an earlier run with the same parameters and source (failed ones are
-    retried). A malformed journal, other parameters or a changed source are refused."""
+    retried). A malformed journal, other parameters or a changed source are refused (the
+    refusal names what changed: ``source`` is listed again for it)."""
     lines = _lines(output)
     where = output / JOURNAL_NAME
     try:
@@ -352,6 +382,8 @@ def read_journal(
         and isinstance(now, dict)
         and before.get("digest") != now.get("digest")
     ):
+        if source is not None and "files" not in now:
+            now = source_fingerprint(source)
         raise OutputError(
             f"the source changed since the interrupted run ({describe_change(before, now)}); "
             "rerun with the source as it was, or pass --overwrite to start over"

@@ -785,3 +785,23 @@ def test_the_streamed_fingerprint_is_the_digest_of_the_sorted_listing(tmp_path):
     entries |= {f"panoptic/{k}": list(v) for k, v in walked(tmp_path / "panoptic").items()}
     digest = hashlib.sha256(json.dumps(sorted(entries.items())).encode()).hexdigest()
     assert source_fingerprint(source) == {"count": 4, "digest": digest, "files": entries}
+
+
+def test_the_journal_header_lists_the_source_files_as_one_json_line(tmp_path):
+    from segconvert.journal import JOURNAL_NAME, Journal, source_fingerprint
+
+    source = tmp_path / "panoptic.json"
+    source.write_text("{}")
+    for name in ["b.png", "a.png", 'q"uote.png']:
+        (tmp_path / "panoptic").mkdir(exist_ok=True)
+        (tmp_path / "panoptic" / name).write_text(name)
+    out = tmp_path / "out"
+    out.mkdir()
+    Journal.open(out, {"source": "x"}, False, source=source).close(completed=False)
+    first = (out / JOURNAL_NAME).read_text().splitlines()[0]
+    header = {
+        "segconvert_journal": 2,
+        "params": {"source": "x"},
+        "source": source_fingerprint(source),
+    }
+    assert first == json.dumps(header)
