@@ -215,8 +215,9 @@ def rss(counts: list[int], modes: list[str]) -> list[str]:
                 cells.append(f"{peaks[mode][-1]:.0f} MiB ({result['seconds']:.0f} s)")
                 print(f"{count} {mode}: {cells[-1]}", flush=True)
             rows.append(f"| {count:,} | " + " | ".join(cells) + " |")
-    ratios = [f"**{peaks[mode][-1] / peaks[mode][0]:.2f}x**" for mode in modes]
-    rows.append(f"| ratio {counts[-1]:,} / {counts[0]:,} | " + " | ".join(ratios) + " |")
+    for at, count in enumerate(counts[1:], 1):
+        ratios = [f"**{peaks[mode][at] / peaks[mode][0]:.2f}x**" for mode in modes]
+        rows.append(f"| ratio {count:,} / {counts[0]:,} | " + " | ".join(ratios) + " |")
     rows += ["", f"Load average at the end: {load()}."]
     return rows
 
