@@ -280,9 +280,9 @@ class _RangeReader(io.RawIOBase):
 def _past_the_end(fs: Any, fs_path: str, position: int) -> bool:
     """Whether a ranged read from ``position`` failed only because the object ends there.
 
-    Stores differ on a range that starts at the end: S3 answers 416 Range Not Satisfiable,
-    Azure Blob ``InvalidRange`` (an empty blob even from byte 0), GCS an empty body; and each
-    driver raises its own type. So the size decides, not the message.
+    Stores differ on a range that starts at the end: S3 and GCS answer 416 Range Not
+    Satisfiable, Azure Blob ``InvalidRange`` (an empty blob even from byte 0), GCS's emulator an
+    empty body; and each driver raises its own type. So the size decides, not the message.
     """
     try:
         return bool(position >= fs.size(fs_path))
