@@ -9,8 +9,11 @@ No options, no validation, no reports: two worker processes (``multiprocessing.P
 item's masks painted straight from its RLE runs (smaller on top) or its ids mapped with a lookup
 table, PNGs encoded like segconvert does (zlib level 1, RLE strategy, SUB filter), one JSON line
 per item written by the parent. The masks are pixel-identical to segconvert's (``run.py``
-checks that). Codecs come from the same libraries: pycocotools, imagecodecs, and segconvert's
-RLE string decoder and id lookup (the codec layer, not its pipeline).
+checks that). The way back is lossless like segconvert's: each instance's full mask is its
+visible pixels plus the hidden pixels the Nucleus metadata carries (``hidden_rle``), so its RLE
+strings equal segconvert's (``run.py`` checks that too). Codecs come from the same libraries:
+pycocotools, imagecodecs, and segconvert's RLE string decoder and id lookup (the codec layer,
+not its pipeline).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import imagecodecs
 import numpy as np
 
 from segconvert.masks import map_ids, rgb_to_id
-from segconvert.rle import decode_counts, encode_runs, intervals_of
+from segconvert.rle import decode_counts, encode_runs, intervals_of, runs_of, symmetric_difference
 
 WORKERS = 2
 
@@ -99,20 +102,25 @@ def rle_item(line: str) -> list[dict[str, Any]]:
     starts = np.concatenate(([0], changes))
     ends = np.concatenate((changes, [flat.size]))
     values = flat[starts]
+    order = np.argsort(values, kind="stable")
+    bounds = np.searchsorted(values[order], np.arange(int(values.max(initial=0)) + 2))
     annotations = []
     for segment in record["annotations"]:
-        chosen = values == segment["index"]
-        bounds = np.empty(2 * int(chosen.sum()) + 2, dtype=np.int64)
-        bounds[0], bounds[-1] = 0, flat.size
-        bounds[1:-1:2], bounds[2:-1:2] = starts[chosen], ends[chosen]
-        runs = np.diff(bounds)
-        counts = encode_runs(runs[:-1] if runs.size > 1 and runs[-1] == 0 else runs, height, width)
+        metadata = segment.get("metadata") or {}
+        if metadata.get("void"):
+            continue
+        index = segment["index"]
+        chosen = order[bounds[index] : bounds[index + 1]] if index + 1 < bounds.size else order[:0]
+        full = (starts[chosen], ends[chosen])
+        if metadata.get("hidden_rle") is not None:  # the pixels other instances cover
+            full = symmetric_difference(full, intervals_of(decode_counts(metadata["hidden_rle"])))
+        counts = encode_runs(runs_of(full, flat.size), height, width)
         annotations.append(
             {
                 "image": record["reference_id"],
                 "label": segment["label"],
                 "segmentation": {"size": [height, width], "counts": counts},
-                "area": int((ends[chosen] - starts[chosen]).sum()),
+                "area": int((full[1] - full[0]).sum()),
             }
         )
     return annotations

@@ -57,13 +57,27 @@ LAUNCHER = (
 )
 
 
-def timed(name: str, items: int, command: list[str], env: dict[str, str] | None = None) -> Timing:
+def timed(
+    name: str,
+    items: int,
+    command: list[str],
+    env: dict[str, str] | None = None,
+    output: Path | None = None,
+) -> Timing:
     """Run ``command`` to completion; wall time and the peak RSS of it and its children.
+
+    ``output`` (the command's output folder) is emptied before the clock starts, and the disk
+    is synced: every contender writes into an empty folder and none pays for another's
+    deletes or write-back (this disk is mounted with ``discard``: deleting thousands of files
+    stalls the next file creations).
 
     A small fresh interpreter launches the command and reports its ``ru_maxrss``: on Linux,
     ``exec`` records the high-water mark of the address space it replaces, so a command
     forked from this (large) process would report this process's memory.
     """
+    if output is not None:
+        _fresh(output)
+    os.sync()
     logs = HERE / "data" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     stem = "".join(c if c.isalnum() else "_" for c in name)
@@ -100,10 +114,15 @@ def minimal(*args: str) -> list[str]:
 
 
 def best_of(
-    runs: int, name: str, items: int, command: list[str], env: dict[str, str] | None = None
+    runs: int,
+    name: str,
+    items: int,
+    command: list[str],
+    env: dict[str, str] | None = None,
+    output: Path | None = None,
 ) -> Timing:
     """The fastest of ``runs`` runs (the machine is shared: the best is the least disturbed)."""
-    timings = [timed(name, items, command, env) for _ in range(runs)]
+    timings = [timed(name, items, command, env, output) for _ in range(runs)]
     return min(timings, key=lambda t: t.seconds)
 
 
@@ -146,11 +165,23 @@ def same_masks(ours: Path, theirs: Path) -> bool:
     )
 
 
+def same_rles(ours: Path, theirs: Path) -> bool:
+    """Whether two COCO RLE outputs list the same masks (counts and areas) in the same order."""
+    import json
+
+    mine = json.loads((ours / "instances.json").read_text())["annotations"]
+    other = json.loads((theirs / "instances.json").read_text())["annotations"]
+    return len(mine) == len(other) and all(
+        a["segmentation"]["counts"] == b["segmentation"]["counts"] and a["area"] == b["area"]
+        for a, b in zip(mine, other, strict=True)
+    )
+
+
 def rle_suite(
     data: Path, out: Path, python: str, env: dict[str, str], quick: bool
 ) -> tuple[dict[str, Timing], list[tuple[str, float, float]]]:
     """SA-1B-style -> Nucleus and back, COCO instances -> Nucleus, memory at 1x/4x/8x."""
-    images, instances, memory = (10, 200, 250) if quick else (60, 2000, 1000)
+    images, instances, memory = (10, 200, 250) if quick else (120, 4000, 1000)
     print("generating RLE data ...", flush=True)
     sa1b_dir = sa1b(data / "sa1b", images)
     instances_json = coco_instances(data / "instances", instances)
@@ -165,17 +196,20 @@ def rle_suite(
                 "convert", str(sa1b_dir), str(out / "r1"), "--from", "coco-rle", "--to", "nucleus"
             ),
             env,
+            output=out / "r1",
         ),
         "min_sa1b": best_of(
             2,
             "minimal script SA-1B-style -> nucleus",
             images,
-            minimal("sa1b-to-nucleus", str(sa1b_dir), str(_fresh(out / "m1"))),
+            minimal("sa1b-to-nucleus", str(sa1b_dir), str(out / "m1")),
+            output=out / "m1",
         ),
         "dm_sa1b": timed(
             "Datumaro segment_anything -> voc_instance_segmentation",
             images,
             [python, "-c", DATUMARO_SA1B, str(sa1b_dir), str(out / "d3")],
+            output=out / "d3",
         ),
         "seg_back": best_of(
             2,
@@ -185,12 +219,14 @@ def rle_suite(
                 "convert", str(out / "r1"), str(out / "r2"), "--from", "nucleus", "--to", "coco-rle"
             ),
             env,
+            output=out / "r2",
         ),
         "min_back": best_of(
             2,
             "minimal script nucleus -> coco-rle",
             images,
-            minimal("nucleus-to-rle", str(out / "r1"), str(_fresh(out / "m2"))),
+            minimal("nucleus-to-rle", str(out / "r1"), str(out / "m2")),
+            output=out / "m2",
         ),
         "seg_inst": best_of(
             2,
@@ -206,12 +242,14 @@ def rle_suite(
                 "nucleus",
             ),
             env,
+            output=out / "r3",
         ),
         "min_inst": best_of(
             2,
             "minimal script COCO instances -> nucleus",
             instances,
-            minimal("instances-to-nucleus", str(instances_json), str(_fresh(out / "m3"))),
+            minimal("instances-to-nucleus", str(instances_json), str(out / "m3")),
+            output=out / "m3",
         ),
     }
     for k, path in sizes.items():
@@ -231,6 +269,8 @@ def rle_suite(
         )
     if not same_masks(out / "r1", out / "m1"):
         raise SystemExit("the minimal SA-1B script's masks differ from segconvert's")
+    if not same_rles(out / "r2", out / "m2"):
+        raise SystemExit("the minimal way back's RLEs differ from segconvert's")
     checks = [
         (
             "SA-1B-style -> nucleus vs minimal script",
@@ -288,23 +328,27 @@ def panoptic_suite(
             coco_count,
             segconvert("coco-to-nucleus", str(coco_main), str(out / "s1")),
             env,
+            output=out / "s1",
         ),
         "min_coco": best_of(
             2,
             "minimal script coco-panoptic -> nucleus",
             coco_count,
-            minimal("panoptic-to-nucleus", str(coco_main), str(_fresh(out / "m0"))),
+            minimal("panoptic-to-nucleus", str(coco_main), str(out / "m0")),
+            output=out / "m0",
         ),
         "seg_coco_1": timed(
             "segconvert coco-panoptic -> nucleus, --jobs 1",
             coco_count,
             segconvert("coco-to-nucleus", str(coco_main), str(out / "s2"), "-j", "1"),
             env,
+            output=out / "s2",
         ),
         "dm_coco": timed(
             "Datumaro coco_panoptic -> coco_panoptic",
             coco_count,
             [python, "-c", DATUMARO, str(data / "coco"), "coco_panoptic", str(out / "d1")],
+            output=out / "d1",
         ),
         "seg_cs": timed(
             "segconvert cityscapes -> coco-panoptic",
@@ -319,11 +363,13 @@ def panoptic_suite(
                 "coco-panoptic",
             ),
             env,
+            output=out / "s3",
         ),
         "dm_cs": timed(
             "Datumaro cityscapes -> coco_panoptic",
             cs_count,
             [python, "-c", DATUMARO, str(data / "cityscapes"), "cityscapes", str(out / "d2")],
+            output=out / "d2",
         ),
         "cs_cs": timed(
             "csCreatePanopticImgs",
@@ -333,22 +379,25 @@ def panoptic_suite(
                 "--dataset-folder",
                 str(gtfine),
                 "--output-folder",
-                str(_fresh(out / "c1")),
+                str(out / "c1"),
                 "--set-names",
                 "val",
             ],
+            output=out / "c1",
         ),
         "seg_small": timed(
             f"segconvert coco-panoptic -> nucleus, {small} images",
             small,
             segconvert("coco-to-nucleus", str(coco_small), str(out / "s4")),
             env,
+            output=out / "s4",
         ),
         "seg_large": timed(
             f"segconvert coco-panoptic -> nucleus, {large} images",
             large,
             segconvert("coco-to-nucleus", str(coco_large), str(out / "s5")),
             env,
+            output=out / "s5",
         ),
     }
     checks = [

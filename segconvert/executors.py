@@ -38,6 +38,7 @@ from itertools import islice
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from segconvert.dask_memory import tune_worker_malloc, untrimmed_local_workers
 from segconvert.errors import UsageError
 from segconvert.items import FinishedItem, ItemJob, ItemResult
 from segconvert.main_guard import check_main_guard
@@ -454,6 +455,7 @@ def _alive(pid: int) -> bool:
 
 
 def _dask_run_batch(job: ItemJob, refs: list[ItemRef]) -> list[ItemResult]:
+    tune_worker_malloc()  # once per worker process (see segconvert.dask_memory)
     return run_many(job, refs)
 
 
@@ -520,12 +522,13 @@ class DaskExecutor(Executor):
             "dashboard_address": None,
             "silence_logs": logging.ERROR,
         }
-        try:  # the scheduler in its own process: the parent stays a small client
-            from distributed.deploy.subprocess import SubprocessCluster
+        with untrimmed_local_workers():
+            try:  # the scheduler in its own process: the parent stays a small client
+                from distributed.deploy.subprocess import SubprocessCluster
 
-            cluster = SubprocessCluster(**settings)
-        except (ImportError, RuntimeError):  # older distributed, or Windows
-            cluster = distributed.LocalCluster(processes=True, **settings)
+                cluster = SubprocessCluster(**settings)
+            except (ImportError, RuntimeError):  # older distributed, or Windows
+                cluster = distributed.LocalCluster(processes=True, **settings)
         with cluster, distributed.Client(cluster, set_as_default=False) as client:
             yield client
 

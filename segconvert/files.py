@@ -11,6 +11,7 @@ must stay inside the dataset folder.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -27,6 +28,7 @@ from segconvert.storage import (
     atomic_write_bytes,
     is_remote,
     open_input,
+    real_folder,
 )
 
 __all__ = [
@@ -71,9 +73,12 @@ def safe_join(root: Path, relative: str, *, item: str | None = None) -> Path:
     candidate = root.joinpath(*pure.parts)
     if is_remote(root):  # object stores have no symlinks
         return candidate
-    resolved_root = root.resolve()
-    resolved = candidate.resolve()
-    if resolved != resolved_root and resolved_root not in resolved.parents:
+    resolved_root = real_folder(os.path.abspath(root))
+    folder, name = os.path.split(os.path.abspath(candidate))
+    resolved = os.path.join(real_folder(folder), name)
+    if os.path.islink(resolved):  # a final symlink is followed, as open() would
+        resolved = os.path.realpath(resolved)
+    if resolved != resolved_root and not resolved.startswith(resolved_root.rstrip(os.sep) + os.sep):
         raise ItemError(
             f"file name {relative!r} resolves outside the dataset folder (symlink?)",
             rule="unsafe-path",

@@ -72,8 +72,9 @@ class RecordCodec:
             if isinstance(obj, type) and dataclasses.is_dataclass(obj)
         }
 
-    def encode(self, record: Any) -> Any | None:
-        """``record`` as JSON, or None when it cannot be stored faithfully."""
+    def encode(self, record: Any) -> str | None:
+        """``record`` as JSON text, or None when it cannot be stored faithfully (what
+        :meth:`decode` would give back from the text differs from ``record``)."""
         if dataclasses.is_dataclass(record) and not isinstance(record, type):
             name = type(record).__name__
             if self.types.get(name) is not type(record):
@@ -86,7 +87,7 @@ class RecordCodec:
             text = json.dumps(encoded, allow_nan=False)
         except (TypeError, ValueError):
             return None
-        return encoded if json.loads(text) == encoded else None
+        return text if json.loads(text) == encoded else None
 
     def decode(self, encoded: Any) -> Any:
         """The record ``encoded`` stands for; ValueError when it names no known dataclass."""
@@ -201,7 +202,10 @@ class Journal:
         return cls(output, params, previous, codec, header)
 
     def _write(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record, allow_nan=False) + "\n"
+        self._write_line(json.dumps(record, allow_nan=False))
+
+    def _write_line(self, text: str) -> None:
+        line = text + "\n"
         if self.remote:
             self._pending.append(line)
             if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
@@ -230,16 +234,16 @@ class Journal:
         encoded = self.codec.encode(result.record)
         if encoded is None:
             return  # not storable as JSON: redone on resume
-        self._write(
-            {
-                "position": position,
-                "item": getattr(ref, "reference_id", None),
-                "ref": ref_digest(ref),
-                "status": result.status.value,
-                "record": encoded,
-                "notes": result.notes,
-            }
-        )
+        entry = {
+            "position": position,
+            "item": getattr(ref, "reference_id", None),
+            "ref": ref_digest(ref),
+            "status": result.status.value,
+            "notes": result.notes,
+        }
+        # The record is already JSON text (large: every annotation of the item): spliced in,
+        # not encoded a second time.
+        self._write_line(json.dumps(entry, allow_nan=False)[:-1] + ', "record": ' + encoded + "}")
 
     def close(self, *, completed: bool) -> None:
         """Store what is pending and close; remove the journal when the conversion completed."""

@@ -166,6 +166,7 @@ def plan_conversion(
     Raises:
         SegconvertError: anything dataset-level that is wrong, before any output is written.
     """
+    storage.real_folder.cache_clear()  # folders are resolved afresh for every plan
     source_path = storage.location(source, storage_options)
     output_path = storage.location(output, storage_options)
     registry = registry or build_registry()

@@ -21,8 +21,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import filecmp
+import functools
 import io
 import os
+import pickle
 import re
 import stat
 import tempfile
@@ -379,7 +381,7 @@ class OutputGuard:
             if text == root or text.startswith(root.rstrip("/") + "/"):
                 return text[len(root.rstrip("/")) + 1 :]
             return None
-        parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+        parent = real_folder(os.path.dirname(os.path.abspath(path)))
         target = os.path.join(parent, os.path.basename(path))  # a final symlink is replaced
         if target == self.root or not target.startswith(self.root.rstrip(os.sep) + os.sep):
             return None
@@ -389,8 +391,9 @@ class OutputGuard:
         """Whether ``path`` must not exist yet (it is not a file a resumed run may rewrite)."""
         return self.relative(path) not in self.replaceable
 
-    def check(self, path: Path) -> None:
-        """Refuse a write outside the root or onto a file segconvert does not own."""
+    def check(self, path: Path) -> bool:
+        """Refuse a write outside the root or onto a file segconvert does not own; return
+        whether the write is exclusive (as :meth:`exclusive`), from the same resolution."""
         relative = self.relative(path)
         if relative is None:
             raise ItemError(
@@ -404,6 +407,20 @@ class OutputGuard:
                 rule="output-not-owned",
                 file=str(path),
             )
+        return relative not in self.replaceable
+
+
+@functools.lru_cache(maxsize=4096)
+def real_folder(folder: str) -> str:
+    """``os.path.realpath`` of an absolute folder path, remembered for this process.
+
+    Every output file's containment check resolves its folder; a run writes thousands of files
+    into a handful of folders, and resolving walks every component with ``lstat``. The answer
+    can only change if someone swaps a folder for a symlink while the run writes into it: the
+    run itself only ever creates real folders, and the final component of each file is still
+    checked on every write.
+    """
+    return os.path.realpath(folder)
 
 
 _guard: OutputGuard | None = None
@@ -420,6 +437,7 @@ def guard_output(guard: OutputGuard | None) -> None:
     """Check every write of this process against ``guard`` (None: no checks)."""
     global _guard
     _guard = guard
+    real_folder.cache_clear()  # folders are resolved afresh for every run
 
 
 def current_guard() -> OutputGuard | None:
@@ -485,9 +503,7 @@ def atomic_open(
     folder should be) become one-line :class:`OutputError` s.
     """
     guard = current_guard() if checked else None
-    if guard is not None:
-        guard.check(path)
-    exclusive = guard is not None and guard.exclusive(path)
+    exclusive = guard.check(path) if guard is not None else False
     text = "b" not in mode
     if is_remote(path):
         with _remote_atomic_open(path, mode, encoding if text else None, exclusive) as handle:
@@ -616,9 +632,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, checked: bool = True) -> None
     :func:`atomic_open`."""
     guard = current_guard() if checked else None
     if is_remote(path):
-        if guard is not None:
-            guard.check(path)
-        _put_bytes(path, data, guard is not None and guard.exclusive(path))
+        _put_bytes(path, data, guard.check(path) if guard is not None else False)
         return
     with atomic_open(path, "wb", checked=checked) as handle:
         handle.write(data)
@@ -726,26 +740,29 @@ def contained_name(root: Path, relative: str, *, what: str) -> Path:
 
 
 class Spool:
-    """Records kept in a local temporary JSON-lines file, to be read back in as many passes
-    as an aggregate needs (ids first, then each array), so the parent never holds them all."""
+    """Records kept in a local temporary file, to be read back in as many passes as an
+    aggregate needs (ids first, then each array), so the parent never holds them all.
+
+    The file is this process's own scratch space, deleted on close and never read by anything
+    else, so records are pickled: several times cheaper to write and read back than JSON,
+    which matters when the parent re-reads millions of annotations in each pass. Each pass
+    yields fresh copies: changing a record read in one pass does not change the next.
+    """
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(  # noqa: SIM115 - closed by close()
-            mode="w+", encoding="utf-8", prefix=TEMPORARY_PREFIX
-        )
+        self._file = tempfile.TemporaryFile(prefix=TEMPORARY_PREFIX)  # noqa: SIM115 - close()
         self.count = 0
 
     def add(self, record: Any) -> None:
-        """Append one JSON-able record."""
-        self._file.write(_json().dumps(record, allow_nan=False) + "\n")
+        """Append one picklable record."""
+        pickle.dump(record, self._file, protocol=pickle.HIGHEST_PROTOCOL)
         self.count += 1
 
     def __iter__(self) -> Iterator[Any]:
         self._file.flush()
         self._file.seek(0)
-        loads = _json().loads
-        for line in self._file:
-            yield loads(line)
+        for _ in range(self.count):
+            yield pickle.load(self._file)
         self._file.seek(0, os.SEEK_END)
 
     def close(self) -> None:
@@ -759,11 +776,17 @@ class Spool:
         self.close()
 
 
+STREAM_BATCH = 512
+"""Array elements encoded together by the streamed writers: one ``json.dumps`` call per batch
+instead of per element (a call costs far more than a small element), still a bounded amount
+of memory."""
+
+
 def write_json_streamed(
     path: Path, document: Mapping[str, Any], streams: Mapping[str, Iterable[Any]]
 ) -> None:
     """Write ``document`` as JSON to ``path`` atomically, the keys in ``streams`` as arrays
-    written item by item from their iterables (in the order of ``document``'s keys, where a
+    written in batches from their iterables (in the order of ``document``'s keys, where a
     placeholder for each must be). The bytes equal ``json.dump`` of the whole document."""
     dumps = _json().dumps
     with atomic_open(path, "w") as handle:
@@ -773,22 +796,33 @@ def write_json_streamed(
             if key not in streams:
                 handle.write(dumps(value, allow_nan=False))
                 continue
-            handle.write("[")
-            for index, item in enumerate(streams[key]):
-                handle.write((", " if index else "") + dumps(item, allow_nan=False))
-            handle.write("]")
+            _write_array(handle, streams[key])
         handle.write("}\n")
 
 
 def write_json_array_streamed(path: Path, items: Iterable[Any]) -> None:
-    """Write ``items`` as one JSON array to ``path`` atomically, item by item (a COCO results
+    """Write ``items`` as one JSON array to ``path`` atomically, in batches (a COCO results
     list of millions of detections is never held whole). The bytes equal ``json.dump``'s."""
-    dumps = _json().dumps
     with atomic_open(path, "w") as handle:
-        handle.write("[")
-        for index, item in enumerate(items):
-            handle.write((", " if index else "") + dumps(item, allow_nan=False))
-        handle.write("]\n")
+        _write_array(handle, items)
+        handle.write("\n")
+
+
+def _write_array(handle: IO[str], items: Iterable[Any]) -> None:
+    """``items`` as a JSON array, :data:`STREAM_BATCH` elements per encoding call: a batch
+    encodes as ``[a, b]``, whose inside is exactly the elements with ``json``'s separator."""
+    dumps = _json().dumps
+    handle.write("[")
+    batch: list[Any] = []
+    started = False
+    for item in items:
+        batch.append(item)
+        if len(batch) == STREAM_BATCH:
+            handle.write((", " if started else "") + dumps(batch, allow_nan=False)[1:-1])
+            started, batch = True, []
+    if batch:
+        handle.write((", " if started else "") + dumps(batch, allow_nan=False)[1:-1])
+    handle.write("]")
 
 
 def _json() -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -575,6 +576,20 @@ def test_an_output_symlink_to_elsewhere_sends_nothing_outside(tmp_path, registry
     assert list(elsewhere.iterdir()) == []
 
 
+def test_a_folder_swapped_for_a_symlink_between_runs_is_caught_by_the_next_run(tmp_path, registry):
+    """Folders are resolved once per run (for speed), never remembered from an earlier run."""
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    how = dict(from_format="coco-panoptic", to_format="coco-panoptic", registry=registry, jobs=1)
+    assert convert(json_path, out, **how).errors == []  # resolves out/panoptic as a folder
+    shutil.rmtree(out / "panoptic")
+    elsewhere.mkdir()
+    (out / "panoptic").symlink_to(elsewhere, target_is_directory=True)
+    report = convert(json_path, out, overwrite=True, **how)
+    assert [e["rule"] for e in report.errors] == ["unsafe-path"]
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_mask_url_prefixes_are_percent_encoded(tmp_path, registry):
     json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a#1 b")])
     convert(
@@ -638,16 +653,26 @@ def test_memory_urls_round_trip_through_every_format(tmp_path, registry):
 # ---------------------------------------------------------------- streamed aggregates
 
 
-def test_a_streamed_json_document_has_the_bytes_of_json_dump(tmp_path):
+@pytest.mark.parametrize("count", [0, 1, 5, 512, 513, 1200])
+def test_a_streamed_json_document_has_the_bytes_of_json_dump(tmp_path, count):
     from segconvert.storage import write_json_streamed
 
-    images = [{"id": k, "file_name": f"é{k}.jpg", "score": k / 3} for k in range(5)]
+    images = [{"id": k, "file_name": f"é{k}.jpg", "score": k / 3} for k in range(count)]
     document = {"info": {"v": [1, 2]}, "images": [], "annotations": [], "categories": [{"id": 1}]}
     write_json_streamed(
         tmp_path / "d.json", document, {"images": iter(images), "annotations": iter([])}
     )
     expected = json.dumps({**document, "images": images}) + "\n"
     assert (tmp_path / "d.json").read_text() == expected
+
+
+@pytest.mark.parametrize("count", [0, 1, 512, 1030])
+def test_a_streamed_json_array_has_the_bytes_of_json_dump(tmp_path, count):
+    from segconvert.storage import write_json_array_streamed
+
+    items = [{"image_id": k, "score": [k, k / 7]} for k in range(count)]
+    write_json_array_streamed(tmp_path / "r.json", iter(items))
+    assert (tmp_path / "r.json").read_text() == json.dumps(items) + "\n"
 
 
 def test_spooled_image_ids_are_those_assign_ids_gives(tmp_path):
@@ -692,3 +717,18 @@ def test_a_cityscapes_file_symlinked_out_of_the_dataset_is_refused(tmp_path, reg
         ("aachen_000001_000019", "unsafe-path"),
         ("aachen_000002_000019", "unsafe-path"),
     ]
+
+
+def test_a_spool_reads_back_equal_fresh_copies_in_every_pass(tmp_path):
+    from segconvert import Spool
+
+    records = [[{"id": k, "counts": "x" * k}, [{"score": 0.5}]] for k in range(50)]
+    with Spool() as spool:
+        for record in records[:25]:
+            spool.add(record)
+        first = list(spool)
+        first[0][0]["id"] = "changed"  # a pass's copies are its own
+        for record in records[25:]:
+            spool.add(record)  # adding after a pass appends
+        assert list(spool) == records
+        assert spool.count == 50
