@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 from generate import coco_panoptic  # noqa: E402
-from s3server import moto_server  # noqa: E402
+from objectstores import moto_server  # noqa: E402
 
 
 def timed(args: list[str]) -> float:

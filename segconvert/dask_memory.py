@@ -43,12 +43,15 @@ def untrimmed_local_workers() -> Iterator[None]:
     """Start a local cluster inside this block: its workers get no malloc trim threshold.
 
     Workers started as subprocesses read the setting from their environment; a nanny running
-    in this process reads it from Dask's configuration. Both are restored afterwards.
+    in this process reads it from Dask's configuration. The variable itself is left out of the
+    environment the cluster inherits (a nanny that ran in this process before leaves it set
+    here: Dask's pre-spawn settings leak into the nanny's process). All is restored afterwards.
     """
     import dask
 
-    saved = {name: os.environ.get(name) for name in WORKER_ENVIRON}
+    saved = {name: os.environ.get(name) for name in (*WORKER_ENVIRON, TRIM_VARIABLE)}
     os.environ.update(WORKER_ENVIRON)
+    os.environ.pop(TRIM_VARIABLE, None)
     try:
         with dask.config.set({f"distributed.nanny.pre-spawn-environ.{TRIM_VARIABLE}": None}):
             yield

@@ -148,6 +148,29 @@ def display(path: Path) -> str:
     return str(path)
 
 
+AZURE_BLOB_SCHEMES = ("az", "abfs", "abfss")
+"""fsspec's schemes for Azure Blob Storage (adlfs)."""
+
+
+def object_url(path: Path) -> str:
+    """The URL other programs reach a remote location by (a ``mask_url`` in a Nucleus export).
+
+    ``s3://`` and ``gs://`` URLs are what AWS, Google and Scale's tools take, so they stay as
+    they are. Azure Blob is the exception: ``az://container/key`` is fsspec's own naming, which
+    nothing outside fsspec knows (the Nucleus SDK takes any scheme but s3, gs, http and https
+    for a local file), so its URL is the blob's on the account's blob service,
+    ``https://ACCOUNT.blob.core.windows.net/container/key`` (never with a SAS token: grant
+    access through the store). A local path: its absolute form.
+    """
+    if not is_remote(path):
+        return str(Path(path).resolve())
+    upath = cast(Any, path)
+    if upath.protocol in AZURE_BLOB_SCHEMES:
+        client = upath.fs.service_client
+        return f"{client.scheme}://{client.primary_hostname}/{upath.path.lstrip('/')}"
+    return str(path)
+
+
 def parse_storage_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """``["KEY=VALUE", ...]`` from ``--storage-option`` as a mapping; values that read as JSON
     (``true``, ``3``, ``{"a": 1}``) take that type, others stay strings. ``client_kwargs.KEY``
@@ -244,8 +267,8 @@ class _RangeReader(io.RawIOBase):
                 self._pending = self._fs.cat_file(
                     self._path, start=self._position, end=self._position + size
                 )
-            except OSError as exc:
-                if "not satisfiable" not in str(exc):
+            except Exception:  # drivers raise their own types
+                if not _past_the_end(self._fs, self._path, self._position):
                     raise
                 self._pending = b""
             self._position += len(self._pending)
@@ -254,6 +277,19 @@ class _RangeReader(io.RawIOBase):
         buffer[:count] = self._pending[:count]
         self._pending = self._pending[count:]
         return count
+
+
+def _past_the_end(fs: Any, fs_path: str, position: int) -> bool:
+    """Whether a ranged read from ``position`` failed only because the object ends there.
+
+    Stores differ on a range that starts at the end: S3 and GCS answer 416 Range Not
+    Satisfiable, Azure Blob ``InvalidRange`` (an empty blob even from byte 0), GCS's emulator an
+    empty body; and each driver raises its own type. So the size decides, not the message.
+    """
+    try:
+        return bool(position >= fs.size(fs_path))
+    except Exception:  # drivers raise their own types
+        return False
 
 
 def _open_remote_input(path: Path, *, item: str | None, rule: str | None) -> IO[bytes]:
@@ -266,8 +302,8 @@ def _open_remote_input(path: Path, *, item: str | None, rule: str | None) -> IO[
                 f"{path}: is a folder, expected a file", item, rule and "not-a-file", path
             ) from None
         raise _input_error(f"{path}: no such file", item, rule, path) from None
-    except OSError as exc:
-        if "not satisfiable" in str(exc):  # an empty object
+    except Exception as exc:  # drivers raise their own types (botocore, aiohttp, azure)
+        if _past_the_end(fs, fs_path, 0):  # an empty object
             return io.BytesIO(b"")
         raise _input_error(f"{path}: cannot open ({_reason(exc)})", item, rule, path) from None
     return io.BufferedReader(_RangeReader(fs, fs_path, first), REMOTE_BLOCK)
@@ -296,8 +332,8 @@ class RangeReader:
             data: bytes = self._fs.cat_file(self._fs_path, start=offset, end=offset + length)
         except FileNotFoundError:
             raise InputError(f"{self.path}: no such file", file=str(self.path)) from None
-        except OSError as exc:
-            if "not satisfiable" in str(exc):  # past the end of the object
+        except Exception as exc:  # drivers raise their own types (botocore, aiohttp, azure)
+            if _past_the_end(self._fs, self._fs_path, offset):
                 return b""
             raise InputError(
                 f"{self.path}: cannot read ({_reason(exc)})", file=str(self.path)
@@ -691,9 +727,7 @@ def _remote_files(root: Path) -> Iterator[tuple[str, int, float]]:
     for name, info in found.items():
         if info.get("type") == "directory" or name.rstrip("/") == base:
             continue
-        stamp = info.get("LastModified") or info.get("mtime") or info.get("ETag") or 0
-        mtime = stamp.timestamp() if hasattr(stamp, "timestamp") else float(hash(stamp))
-        yield name[len(base) + 1 :], int(info.get("size") or 0), mtime
+        yield name[len(base) + 1 :], int(info.get("size") or 0), _modified(info)
 
 
 def _local_files(folder: str, prefix: str) -> Iterator[tuple[str, int, float]]:
@@ -724,6 +758,29 @@ def _local_files(folder: str, prefix: str) -> Iterator[tuple[str, int, float]]:
         except OSError:
             continue
         yield prefix + name, info.st_size, info.st_mtime
+
+
+MODIFIED_KEYS = ("mtime", "LastModified", "last_modified", "updated", "created")
+"""Where drivers put an object's modification time in its listing: gcsfs and local ``mtime``,
+s3fs ``LastModified``, adlfs ``last_modified`` (GCS's own ``updated``; memory's ``created``)."""
+
+
+def _modified(info: Mapping[str, Any]) -> float:
+    """An object's modification time (seconds since the epoch) from a driver's listing entry
+    (a datetime, a number or an ISO 8601 string under one of :data:`MODIFIED_KEYS`); 0 when
+    the listing has none."""
+    import datetime
+
+    for key in MODIFIED_KEYS:
+        value = info.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, datetime.datetime):
+            return value.timestamp()
+        if isinstance(value, str):
+            with suppress(ValueError):
+                return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return 0.0
 
 
 def inside(path: Path, folder: Path) -> bool:

@@ -11,7 +11,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from s3server import s3  # noqa: F401 - the S3 server fixture, for every test module
+
+# the object-store servers (S3, GCS, Azure Blob on loopback), for every test module
+from objectstores import azure, gcs, s3, store  # noqa: F401
 
 from segconvert import Registry, build_registry
 

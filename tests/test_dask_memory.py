@@ -27,7 +27,8 @@ def start_local_cluster():
 
 
 @pytest.mark.slow
-def test_a_local_cluster_started_untrimmed_has_workers_without_the_trim_threshold():
+def test_a_local_cluster_started_untrimmed_has_workers_without_the_trim_threshold(monkeypatch):
+    monkeypatch.setenv(TRIM_VARIABLE, "65536")  # as an earlier in-process nanny leaves it
     with untrimmed_local_workers():
         cluster = start_local_cluster()
     with cluster, distributed.Client(cluster, set_as_default=False) as client:
@@ -43,6 +44,13 @@ def test_the_environment_is_restored_after_starting_a_local_cluster(monkeypatch)
     with untrimmed_local_workers():
         assert os.environ[name] == WORKER_ENVIRON[name]
     assert os.environ[name] == "{'SOMETHING': 1}"
+
+
+def test_a_trim_threshold_left_in_this_process_is_back_after_the_start(monkeypatch):
+    monkeypatch.setenv(TRIM_VARIABLE, "65536")
+    with untrimmed_local_workers():
+        assert TRIM_VARIABLE not in os.environ
+    assert os.environ[TRIM_VARIABLE] == "65536"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")

@@ -33,8 +33,16 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         REPO,
         source,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv*", "*.egg-info", "__pycache__", "build", "dist", "out", "site"
-        ),  # what a user's runs leave in the checkout is theirs, never the tests' input
+            ".git",
+            ".venv*",
+            ".azurite",
+            "*.egg-info",
+            "__pycache__",
+            "build",
+            "dist",
+            "out",
+            "site",
+        ),  # what a user's runs (or the Azure tests' Azurite) leave in the checkout is never input
     )
     venv.EnvBuilder(with_pip=True, clear=True).create(root / "venv")
     python = root / "venv" / "bin" / "python"

@@ -471,17 +471,19 @@ def test_reference_ids_naming_one_output_file_are_reported(tmp_path, registry, i
     assert len(list((tmp_path / "out" / "masks").rglob("*.png"))) == 1
 
 
-def test_cityscapes_ids_in_two_folders_do_not_write_the_same_files(tmp_path, registry):
+def cityscapes_ids_in_two_folders(root: Path) -> Path:
+    """A COCO panoptic source in ``root`` (its PNGs in ``root/src``) whose images ``x/000001``
+    and ``y/000001`` name the same Cityscapes files (the format drops the folder part), with
+    other pixels in each: a second write of the very same bytes would be no clash (it is how
+    a retried item, after its worker was lost, writes its files again)."""
     specs = [default_spec("x/000001"), default_spec("y/000001", 1)]
-    # other pixels in the second frame: a second write of the very same bytes is no clash (it
-    # is how a retried item, after its worker was lost, writes its files again)
     specs[1].segments[1] = (1002, 3, 0, (12, 22, 2, 16))
-    json_path = tmp_path / "src.json"
+    json_path = root / "src.json"
     for spec in specs:
-        png = tmp_path / "src" / f"{spec.name.replace('/', '_')}.png"
-        png.parent.mkdir(exist_ok=True)
+        png = root / "src" / f"{spec.name.replace('/', '_')}.png"
+        png.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(ids_to_rgb(paint_ids(spec))).save(png)
-    document = json.loads(write_coco_panoptic(tmp_path / "tmp", specs[:0]).read_text())
+    document = json.loads(write_coco_panoptic(root / "tmp", specs[:0]).read_text())
     from helpers import CATEGORIES
 
     document["images"] = [
@@ -501,6 +503,11 @@ def test_cityscapes_ids_in_two_folders_do_not_write_the_same_files(tmp_path, reg
     ]
     document["categories"] = CATEGORIES
     json_path.write_text(json.dumps(document))
+    return json_path
+
+
+def test_cityscapes_ids_in_two_folders_do_not_write_the_same_files(tmp_path, registry):
+    json_path = cityscapes_ids_in_two_folders(tmp_path)
     report = convert(
         json_path,
         tmp_path / "out",

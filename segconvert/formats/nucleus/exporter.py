@@ -25,6 +25,7 @@ from segconvert import (
     is_remote_location,
     json_native,
     make_folder,
+    object_url,
     safe_join,
     schemas,
     write_png,
@@ -67,15 +68,15 @@ def prepare(ctx: ExportContext) -> None:
 def mask_url(ctx: ExportContext, relative: str, path: Path) -> str:
     """The ``mask_url`` of one mask: under the prefix when given (the name percent-encoded, so
     ``#`` or ``?`` in a reference id cannot cut the URL short), the object written when the
-    output is remote (``s3://bucket/out/masks/<reference_id>.png``), else a local path the SDK
-    can open."""
+    output is remote (``s3://bucket/out/masks/<reference_id>.png``; on Azure Blob its https
+    URL, see :func:`segconvert.object_url`), else a local path the SDK can open."""
     prefix = ctx.options.get("mask_url_prefix")
     if prefix:
         return prefix.rstrip("/") + "/" + quote(relative, safe="/")
     if ctx.options.get("relative_mask_urls"):
         return relative
     if is_remote_location(ctx.output):
-        return str(ctx.output).rstrip("/") + "/" + quote(relative, safe="/")
+        return object_url(ctx.output).rstrip("/") + "/" + quote(relative, safe="/")
     return str(path.resolve())
 
 

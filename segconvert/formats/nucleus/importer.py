@@ -35,6 +35,7 @@ from segconvert import (
     is_remote_location,
     json_lines,
     location,
+    object_url,
     read_json,
     read_png,
     reject,
@@ -207,9 +208,12 @@ def resolve_mask(url: str, ctx: NucleusContext, item: str) -> Path:
     """
     bases = [b for b in (ctx.mask_dir, ctx.root) if b is not None]
     for base in bases:  # a URL naming an object under the dataset itself (a remote export)
-        prefix = str(base).rstrip("/") + "/"
-        if is_remote_location(base) and url.startswith(prefix):
-            return safe_join(base, unquote(url[len(prefix) :]), item=item)
+        if not is_remote_location(base):
+            continue
+        for named in dict.fromkeys((str(base), object_url(base))):
+            prefix = named.rstrip("/") + "/"
+            if url.startswith(prefix):
+                return safe_join(base, unquote(url[len(prefix) :]), item=item)
     remote = is_remote(url) or "://" in url
     if remote:
         parts = PurePosixPath(unquote(urlparse(url).path)).parts[1:]
