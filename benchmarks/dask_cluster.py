@@ -23,17 +23,17 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).parent.parent / "tests"))  # processes.dask_cluster
 
 from generate import coco_panoptic  # noqa: E402
+from processes import dask_cluster  # noqa: E402
 
 from segconvert import build_registry, convert  # noqa: E402
 from segconvert.dask_memory import WORKER_ENVIRON  # noqa: E402
@@ -54,49 +54,6 @@ def timed_convert(source: Path, out: Path, **how: object) -> tuple[float, int]:
         **how,  # type: ignore[arg-type]
     )
     return time.perf_counter() - started, report.converted
-
-
-@contextlib.contextmanager
-def external_cluster(workers: int, environ: dict[str, str]) -> Iterator[str]:
-    """``dask scheduler`` and ``dask worker --nworkers N`` processes on 127.0.0.1, as a user
-    starts them (``environ`` added to the workers' environment); yields the address once every
-    worker has joined."""
-    import distributed
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1"]
-            + ["--port", str(port), "--no-dashboard"],
-            **quiet,  # type: ignore[call-overload]
-        )
-    ]
-    try:
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", address]
-                + ["--nworkers", str(workers), "--nthreads", "1", "--no-dashboard"]
-                + ["--host", "127.0.0.1"],
-                env={**os.environ, **environ},
-                **quiet,  # type: ignore[call-overload]
-            )
-        )
-        with distributed.Client(address, timeout="30s") as client:
-            client.wait_for_workers(workers, timeout=120)
-        yield address
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def throughput(count: int, workers: list[int]) -> list[str]:
@@ -125,7 +82,7 @@ def throughput(count: int, workers: list[int]) -> list[str]:
                 ("Dask's default worker environment", {}),
                 ("workers started as docs/scale.md says", WORKER_ENVIRON),
             ):
-                with external_cluster(n, environ) as address:
+                with dask_cluster(n, env=environ) as address:
                     seconds, done = timed_convert(
                         source,
                         root / f"out-ext-{n}-{len(environ)}",
@@ -194,7 +151,7 @@ def rss(counts: list[int], modes: list[str]) -> list[str]:
         script.write_text(CHILD)
         address = ""
         if "dask-scheduler" in modes:
-            address = stack.enter_context(external_cluster(2, WORKER_ENVIRON))
+            address = stack.enter_context(dask_cluster(2, env=WORKER_ENVIRON))
         for count in counts:
             source = coco_panoptic(root / f"src{count}", count, width=32, height=24)
             cells = []

@@ -11,7 +11,6 @@ must stay inside the dataset folder.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -26,9 +25,9 @@ from segconvert.storage import (
     TEMPORARY_SUFFIX,
     atomic_open,
     atomic_write_bytes,
+    inside,
     is_remote,
     open_input,
-    real_folder,
 )
 
 __all__ = [
@@ -73,12 +72,7 @@ def safe_join(root: Path, relative: str, *, item: str | None = None) -> Path:
     candidate = root.joinpath(*pure.parts)
     if is_remote(root):  # object stores have no symlinks
         return candidate
-    resolved_root = real_folder(os.path.abspath(root))
-    folder, name = os.path.split(os.path.abspath(candidate))
-    resolved = os.path.join(real_folder(folder), name)
-    if os.path.islink(resolved):  # a final symlink is followed, as open() would
-        resolved = os.path.realpath(resolved)
-    if resolved != resolved_root and not resolved.startswith(resolved_root.rstrip(os.sep) + os.sep):
+    if not inside(candidate, root):
         raise ItemError(
             f"file name {relative!r} resolves outside the dataset folder (symlink?)",
             rule="unsafe-path",

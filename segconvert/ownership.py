@@ -30,7 +30,6 @@ from segconvert.storage import (
     TEMPORARY_SUFFIX,
     OutputGuard,
     atomic_open,
-    atomic_write_bytes,
     inside,
     is_remote,
     iter_files,
@@ -226,17 +225,24 @@ def read_manifest(output: Path) -> Manifest | None:
 
 def write_manifest(output: Path, manifest: Manifest) -> None:
     """Write ``manifest`` into ``output`` atomically."""
-    data = (json.dumps(manifest.to_json(), indent=1) + "\n").encode()
-    atomic_write_bytes(output / MANIFEST_NAME, data, checked=False)
+    _write_manifest(output, manifest.foreign, sorted(manifest.files), complete=manifest.complete)
 
 
 def write_complete_manifest(output: Path, foreign: Iterable[str], files: Iterable[str]) -> None:
     """Write the manifest of a completed run, ``files`` streamed in as they are listed (in
     name order; never held as a list): the same bytes as :func:`write_manifest` of
     ``Manifest(foreign, files, complete=True)``."""
+    _write_manifest(output, foreign, files, complete=True)
+
+
+def _write_manifest(
+    output: Path, foreign: Iterable[str], files: Iterable[str], *, complete: bool
+) -> None:
+    """The one manifest writer: ``json.dumps(Manifest.to_json(), indent=1)``'s bytes, the
+    ``files`` (already in name order) streamed in."""
     with atomic_open(output / MANIFEST_NAME, checked=False) as handle:
-        handle.write(f'{{\n "segconvert_manifest": {MANIFEST_VERSION},\n "complete": true,\n')
-        handle.write(' "foreign": ')
+        handle.write(f'{{\n "segconvert_manifest": {MANIFEST_VERSION},\n')
+        handle.write(f' "complete": {json.dumps(complete)},\n "foreign": ')
         handle.writelines(_json_list(sorted(foreign)))
         handle.write(',\n "files": ')
         handle.writelines(_json_list(files))

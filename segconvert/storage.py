@@ -431,13 +431,10 @@ class OutputGuard:
             return None
         return os.path.relpath(target, self.root).replace(os.sep, "/")
 
-    def exclusive(self, path: Path) -> bool:
-        """Whether ``path`` must not exist yet (it is not a file a resumed run may rewrite)."""
-        return self.relative(path) not in self.replaceable
-
     def check(self, path: Path) -> bool:
         """Refuse a write outside the root or onto a file segconvert does not own; return
-        whether the write is exclusive (as :meth:`exclusive`), from the same resolution."""
+        whether the write is exclusive: ``path`` must not exist yet (it is not a file a resumed
+        run may rewrite)."""
         relative = self.relative(path)
         if relative is None:
             raise ItemError(
@@ -465,6 +462,14 @@ def real_folder(folder: str) -> str:
     checked on every write.
     """
     return os.path.realpath(folder)
+
+
+def real_path(path: Path | str) -> str:
+    """``os.path.realpath`` of a local path, its folder resolved by :func:`real_folder` and a
+    final symlink followed, as ``open`` would."""
+    folder, name = os.path.split(os.path.abspath(path))
+    resolved = os.path.join(real_folder(folder), name)
+    return os.path.realpath(resolved) if os.path.islink(resolved) else resolved
 
 
 _guard: OutputGuard | None = None
@@ -790,7 +795,7 @@ def inside(path: Path, folder: Path) -> bool:
     if is_remote(path):
         a, b = _normal(str(path)), _normal(str(folder)).rstrip("/")
         return a == b or a.startswith(b + "/")
-    a, b = os.path.realpath(path), os.path.realpath(folder)
+    a, b = real_path(path), real_path(folder)
     return a == b or a.startswith(b.rstrip(os.sep) + os.sep)
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import free_port, stop
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,13 +46,6 @@ AZURITE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 """Azurite's well-known development account (public, documented by Microsoft; not a secret)."""
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on at the moment."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -163,12 +157,7 @@ def server_process(name: str, command: list[str], port: int) -> Iterator[None]:
                     time.sleep(0.1)
             yield
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop([process], timeout=10)
 
 
 def _forget_instances(scheme: str) -> None:

@@ -777,6 +777,17 @@ def test_the_streamed_manifest_has_the_bytes_of_the_manifest(tmp_path):
         assert (tmp_path / MANIFEST_NAME).read_bytes() == whole
 
 
+@pytest.mark.parametrize("complete", [True, False])
+def test_a_manifest_has_the_bytes_of_json_dumps_of_its_document(tmp_path, complete):
+    from segconvert.ownership import MANIFEST_NAME, Manifest, write_manifest
+
+    for foreign, files in [([], []), (["x"], ["b/ü", "a", 'q"uote']), (["é", "d"], [])]:
+        manifest = Manifest(foreign, files, complete=complete)
+        write_manifest(tmp_path, manifest)
+        expected = json.dumps(manifest.to_json(), indent=1) + "\n"
+        assert (tmp_path / MANIFEST_NAME).read_text() == expected
+
+
 def test_the_streamed_fingerprint_is_the_digest_of_the_sorted_listing(tmp_path):
     import hashlib
 
