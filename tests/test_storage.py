@@ -650,6 +650,16 @@ def test_memory_urls_round_trip_through_every_format(tmp_path, registry):
     assert not Path("memory:").exists()
 
 
+def test_the_next_step_of_a_remote_nucleus_output_names_the_masks_written_there(tmp_path, registry):
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    how = dict(to_format="nucleus", from_format="coco-panoptic", registry=registry, jobs=1)
+    remote = convert(json_path, "memory://steps/out", **how)
+    assert len(remote.next_steps) == 1 and "local files" not in remote.next_steps[0]
+    assert "memory://steps/out/masks/" in remote.next_steps[0]
+    local = convert(json_path, tmp_path / "local", **how)
+    assert local.next_steps[0].endswith("its mask_urls are local files")
+
+
 # ---------------------------------------------------------------- streamed aggregates
 
 

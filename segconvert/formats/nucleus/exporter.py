@@ -195,6 +195,14 @@ def next_steps(ctx: ExportContext) -> list[str]:
             f"upload {ctx.output / MASKS}/ to {target} (every mask_url points there)",
             f"then load {annotations} with the Nucleus SDK (dataset.annotate)",
         ]
+    if ctx.options.get("relative_mask_urls"):
+        return [f"load {annotations} with the Nucleus SDK: its mask_urls are relative names"]
+    if is_remote_location(ctx.output):
+        where = object_url(ctx.output).rstrip("/") + "/" + MASKS + "/"
+        return [
+            f"load {annotations} with the Nucleus SDK (dataset.annotate(..., asynchronous=True)):"
+            f" its mask_urls are the masks written under {where}"
+        ]
     return [f"load {annotations} with the Nucleus SDK: its mask_urls are local files"]
 
 
