@@ -189,7 +189,99 @@ def test_nul_in_a_path_on_the_command_line_is_one_line(tmp_path, capsys):
 # ---------------------------------------------------------------- atomic writes
 
 
-def test_new_files_get_the_umask_permissions(tmp_path):
+@pytest.fixture(params=["unnamed", "named"])
+def write_mechanism(request, monkeypatch):
+    """Both ways a local atomic write goes: an unnamed file named when complete (Linux
+    ``O_TMPFILE``) and, where a file system has none, a named temporary file."""
+    from segconvert import storage
+
+    if request.param == "named":
+        monkeypatch.setattr(storage, "_anonymous_files", False)
+    elif not storage._anonymous_files:
+        pytest.skip("this system has no O_TMPFILE")
+    else:
+        monkeypatch.setattr(storage.tempfile, "mkstemp", _no_named_temporary_files)
+    return request.param
+
+
+def _no_named_temporary_files(*args, **kwargs):
+    raise AssertionError("an unnamed file was expected, not a named temporary one")
+
+
+def _guarded(tmp_path: Path, replaceable: frozenset[str] = frozenset()):
+    from segconvert.storage import OutputGuard, guard_output
+
+    guard_output(OutputGuard(str(tmp_path.resolve()), replaceable=replaceable))
+
+
+@pytest.fixture
+def no_guard():
+    from segconvert.storage import guard_output
+
+    yield
+    guard_output(None)
+
+
+def test_an_atomic_write_leaves_only_the_file_and_replaces_a_replaceable_one(
+    tmp_path, write_mechanism, no_guard
+):
+    _guarded(tmp_path, replaceable=frozenset({"a.bin"}))
+    atomic_write_bytes(tmp_path / "a.bin", b"first")
+    atomic_write_bytes(tmp_path / "a.bin", b"second")  # a resumed run's rewrite
+    atomic_write_bytes(tmp_path / "masks" / "b.bin", b"b")
+    assert (tmp_path / "a.bin").read_bytes() == b"second"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.bin", "b.bin", "masks"]
+
+
+def test_an_exclusive_write_onto_other_bytes_is_a_clash_and_onto_the_same_is_a_retry(
+    tmp_path, write_mechanism, no_guard
+):
+    _guarded(tmp_path)
+    atomic_write_bytes(tmp_path / "a.bin", b"item one")
+    atomic_write_bytes(tmp_path / "a.bin", b"item one")  # a lost worker's item run again
+    with pytest.raises(ItemError) as clash:
+        atomic_write_bytes(tmp_path / "a.bin", b"item two")
+    assert clash.value.rule == "duplicate-output-name"
+    assert (tmp_path / "a.bin").read_bytes() == b"item one"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
+
+
+def test_a_write_that_fails_midway_leaves_nothing_and_a_symlink_is_not_written_through(
+    tmp_path, write_mechanism, no_guard
+):
+    from segconvert.storage import atomic_open
+
+    _guarded(tmp_path, replaceable=frozenset({"link.bin"}))
+    with pytest.raises(RuntimeError), atomic_open(tmp_path / "half.bin", "wb") as handle:
+        handle.write(b"half")
+        raise RuntimeError("the encoder failed")
+    target = tmp_path / "elsewhere.bin"
+    target.write_bytes(b"keep")
+    (tmp_path / "link.bin").symlink_to(target)
+    with pytest.raises(OutputError, match="symlink or folder is in the way"):
+        atomic_write_bytes(tmp_path / "link.bin", b"new")
+    assert target.read_bytes() == b"keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere.bin", "link.bin"]
+
+
+def test_a_write_past_the_file_size_limit_names_the_file_and_leaves_nothing(
+    tmp_path, write_mechanism, no_guard
+):
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # Python ignores SIGXFSZ: EFBIG
+    try:
+        with pytest.raises(OutputError) as refused:
+            atomic_write_bytes(tmp_path / "a.bin", b"x" * 100_000, checked=False)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    message = str(refused.value)
+    assert message.startswith(f"cannot write {tmp_path / 'a.bin'}: file too large"), message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_new_files_get_the_umask_permissions(tmp_path, write_mechanism):
     old = os.umask(0o022)
     try:
         atomic_write_bytes(tmp_path / "a.bin", b"x")
