@@ -575,8 +575,7 @@ def atomic_open(
         os.fchmod(fd, file_mode())
         with os.fdopen(fd, mode, encoding=encoding if text else None) as handle:
             yield handle
-        if os.path.islink(path) or os.path.isdir(path):
-            raise OutputError(f"cannot write {path}: a symlink or folder is in the way")
+        _refuse_symlink_or_folder(path)
         if exclusive:
             _link_exclusive(tmp_name, path)
         else:
@@ -649,12 +648,10 @@ def _name_anonymous(fd: int, path: Path, exclusive: bool) -> None:
             return
         except FileExistsError:
             pass
+        _refuse_symlink_or_folder(path)
         if exclusive:
-            if _same_bytes(source, path):
-                return  # the same item written again (a retry after a lost worker)
-            raise clash(path) from None
-        if os.path.islink(path) or os.path.isdir(path):
-            raise OutputError(f"cannot write {path}: a symlink or folder is in the way")
+            _settle_existing(source, path)
+            return
         temporary = _link_temporary(source, path.name, folder)
         try:
             os.replace(temporary, path.name, src_dir_fd=folder, dst_dir_fd=folder)
@@ -729,25 +726,32 @@ def _link_exclusive(tmp_name: str, path: Path) -> None:
     bytes is no clash: it is the same item written again (a retry after its worker was lost
     mid-item, locally or on a Dask cluster); nothing is lost either way."""
     try:
-        os.link(tmp_name, path)
-    except FileExistsError:
-        same = _same_bytes(tmp_name, path)
-        _unlink_quietly(tmp_name)
-        if same:
-            return
-        raise clash(path) from None
-    except OSError as exc:
-        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
-            raise
-        if os.path.lexists(path):
-            same = _same_bytes(tmp_name, path)
-            _unlink_quietly(tmp_name)
-            if same:
+        try:
+            os.link(tmp_name, path)
+        except FileExistsError:
+            _settle_existing(tmp_name, path)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            if not os.path.lexists(path):
+                os.replace(tmp_name, path)
                 return
-            raise clash(path) from None
-        os.replace(tmp_name, path)
-        return
-    _unlink_quietly(tmp_name)
+            _settle_existing(tmp_name, path)
+    finally:
+        _unlink_quietly(tmp_name)
+
+
+def _refuse_symlink_or_folder(path: Path) -> None:
+    """A symlink or a folder at ``path`` is never written through or replaced."""
+    if os.path.islink(path) or os.path.isdir(path):
+        raise OutputError(f"cannot write {path}: a symlink or folder is in the way")
+
+
+def _settle_existing(candidate: str, path: Path) -> None:
+    """An exclusive write found a file at ``path``: the same bytes as ``candidate`` are the
+    same item written again (a retry after its worker was lost), anything else a clash."""
+    if not _same_bytes(candidate, path):
+        raise clash(path) from None
 
 
 def _same_bytes(a: str, b: Path) -> bool:
