@@ -45,7 +45,12 @@ from segconvert.main_guard import check_main_guard
 from segconvert.model import ItemRef, RejectedItem, reference_file, reference_id
 
 CHUNK_SIZE = 4
-"""Items per task sent to a local worker."""
+"""Items per task sent to a local worker at the start of a run, and at most with a time limit."""
+MAX_CHUNK_SIZE = 64
+"""The most items one task of the local pool carries."""
+TASK_SECONDS = 0.05
+"""How long a task of the local pool should take: long enough that sending it and its results
+costs little next to the work, short enough that the last tasks end together."""
 DASK_BATCH_SIZE = 16
 """Items per Dask task: a task costs about 8 ms of scheduling, so items travel in batches."""
 EXECUTORS = ("local", "dask")
@@ -136,6 +141,32 @@ class InProcess(Executor):
 
 
 @dataclass
+class TaskSizer:
+    """How many items the next task of the local pool carries.
+
+    Items of 640x480 take a few milliseconds each, SA-1B's or Cityscapes' tens: a fixed task
+    size either pays a round trip through the parent every few milliseconds or leaves one
+    worker with the last big task. So the size follows the work: each finished task's seconds
+    per item (a moving average) give tasks of about :data:`TASK_SECONDS`, between 1 and
+    ``largest`` items. A fixed size (``adaptive=False``) stays as it is.
+    """
+
+    size: int = CHUNK_SIZE
+    adaptive: bool = True
+    largest: int = MAX_CHUNK_SIZE
+    seconds_per_item: float | None = None
+
+    def observe(self, items: int, seconds: float) -> None:
+        """A task of ``items`` items came back ``seconds`` after it was sent."""
+        if not self.adaptive or items <= 0:
+            return
+        measured = max(seconds, 1e-6) / items
+        previous = self.seconds_per_item
+        self.seconds_per_item = measured if previous is None else 0.7 * previous + 0.3 * measured
+        self.size = max(1, min(self.largest, round(TASK_SECONDS / self.seconds_per_item)))
+
+
+@dataclass
 class _Slot:
     """One chunk's place in the output order; filled as its results arrive."""
 
@@ -154,6 +185,8 @@ class _Task:
     offsets: list[int]
     refs: list[ItemRef]
     deadline: float | None = None
+    sent: float = 0.0
+    """``time.monotonic()`` when it went to its worker."""
 
     def split(self) -> list[_Task]:
         return [_Task(self.slot, [o], [r]) for o, r in zip(self.offsets, self.refs, strict=True)]
@@ -168,7 +201,7 @@ class _Worker:
     process: Any
     connection: Connection
     task: _Task | None = None
-    sent_tasks: int = field(default=0)
+    finished_tasks: int = field(default=0)
 
 
 class ProcessPool(Executor):
@@ -180,7 +213,9 @@ class ProcessPool(Executor):
             reported with rule ``item-timeout`` (``None``: no limit).
         start_method: ``"fork"``, ``"spawn"`` or ``"forkserver"``; ``None`` takes the
             platform's default (or ``SEGCONVERT_START_METHOD``).
-        chunk_size: items per task.
+        chunk_size: items per task; ``None`` sizes tasks to the work (see :class:`TaskSizer`;
+            with ``item_timeout``, at most :data:`CHUNK_SIZE` items, so a stuck item is
+            found soon).
     """
 
     name = "process-pool"
@@ -191,7 +226,7 @@ class ProcessPool(Executor):
         *,
         item_timeout: float | None = None,
         start_method: str | None = None,
-        chunk_size: int = CHUNK_SIZE,
+        chunk_size: int | None = None,
     ) -> None:
         if jobs < 1:
             raise UsageError("--jobs must be at least 1")
@@ -210,13 +245,14 @@ class ProcessPool(Executor):
         window = 4 * self.jobs
         pending: deque[_Slot] = deque()
         queued: deque[_Task] = deque()
-        source = chunks(refs, self.chunk_size)
+        sizer = self._sizer()
+        source = iter(refs)
         exhausted = False
         try:
             while True:
                 while not exhausted and len(pending) < window:
-                    chunk = next(source, None)
-                    if chunk is None:
+                    chunk = list(islice(source, sizer.size))
+                    if not chunk:
                         exhausted = True
                         break
                     pending.append(self._admit(job, chunk, queued))
@@ -228,9 +264,15 @@ class ProcessPool(Executor):
                 if not pending and exhausted:
                     return
                 if any(w.task is not None for w in workers):
-                    self._collect(workers, queued)
+                    self._collect(workers, queued, sizer)
         finally:
             _stop(workers)
+
+    def _sizer(self) -> TaskSizer:
+        if self.chunk_size is not None:
+            return TaskSizer(self.chunk_size, adaptive=False)
+        largest = CHUNK_SIZE if self.item_timeout is not None else MAX_CHUNK_SIZE
+        return TaskSizer(min(CHUNK_SIZE, largest), largest=largest)
 
     def _admit(self, job: ItemJob, chunk: list[ItemRef], queued: deque[_Task]) -> _Slot:
         slot = _Slot([None] * len(chunk))
@@ -256,8 +298,9 @@ class ProcessPool(Executor):
             if idle is None:
                 return
             task = queued.popleft()
+            task.sent = time.monotonic()
             if self.item_timeout is not None:
-                task.deadline = time.monotonic() + self.item_timeout * len(task.refs)
+                task.deadline = task.sent + self.item_timeout * len(task.refs)
             try:
                 idle.connection.send(task.refs)
             except OSError:  # the worker is gone: forget it, a new one takes the task
@@ -269,7 +312,7 @@ class ProcessPool(Executor):
                 continue
             idle.task = task
 
-    def _collect(self, workers: list[_Worker], queued: deque[_Task]) -> None:
+    def _collect(self, workers: list[_Worker], queued: deque[_Task], sizer: TaskSizer) -> None:
         busy = [w for w in workers if w.task is not None]
         deadlines = [w.task.deadline for w in busy if w.task and w.task.deadline is not None]
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
@@ -284,7 +327,7 @@ class ProcessPool(Executor):
             if id(worker) in handled:
                 continue
             handled.add(id(worker))
-            self._receive(worker, workers, queued)
+            self._receive(worker, workers, queued, sizer)
         now = time.monotonic()
         for worker in busy:
             task = worker.task
@@ -294,7 +337,9 @@ class ProcessPool(Executor):
                 _discard(workers, worker)
                 self._retry(task, queued, "item-timeout", self._timeout_message())
 
-    def _receive(self, worker: _Worker, workers: list[_Worker], queued: deque[_Task]) -> None:
+    def _receive(
+        self, worker: _Worker, workers: list[_Worker], queued: deque[_Task], sizer: TaskSizer
+    ) -> None:
         task = worker.task
         assert task is not None
         try:
@@ -303,6 +348,9 @@ class ProcessPool(Executor):
                 for offset, result in zip(task.offsets, results, strict=True):
                     task.slot.results[offset] = result
                 worker.task = None
+                if worker.finished_tasks:  # a worker's first task includes its start-up
+                    sizer.observe(len(task.refs), time.monotonic() - task.sent)
+                worker.finished_tasks += 1
                 return
         except (EOFError, OSError, pickle.UnpicklingError):
             pass

@@ -16,9 +16,13 @@ from processes import children_of, descendants_of, running
 
 from segconvert.errors import UsageError
 from segconvert.executors import (
+    CHUNK_SIZE,
+    MAX_CHUNK_SIZE,
+    TASK_SECONDS,
     DaskExecutor,
     InProcess,
     ProcessPool,
+    TaskSizer,
     make_executor,
 )
 from segconvert.items import ItemStatus
@@ -114,8 +118,33 @@ def test_the_pool_reads_its_input_lazily():
     results = ProcessPool(2).map(make_job(), refs())
     for _ in range(10):
         next(results)
-    assert taken < 100
+    # at most a window of 4 tasks per worker, each of at most MAX_CHUNK_SIZE items
+    assert taken <= 4 * 2 * MAX_CHUNK_SIZE
     results.close()
+
+
+def test_tasks_grow_for_quick_items_and_shrink_for_slow_ones():
+    sizer = TaskSizer()
+    assert sizer.size == CHUNK_SIZE
+    for _ in range(20):
+        sizer.observe(sizer.size, sizer.size * 0.002)  # two milliseconds per item
+    assert sizer.size == round(TASK_SECONDS / 0.002)
+    for _ in range(20):
+        sizer.observe(sizer.size, sizer.size * 0.2)  # SA-1B-sized items
+    assert sizer.size == 1
+    for _ in range(30):
+        sizer.observe(sizer.size, sizer.size * 1e-6)
+    assert sizer.size == MAX_CHUNK_SIZE
+
+
+def test_a_fixed_task_size_stays_and_a_time_limit_keeps_tasks_small():
+    fixed = TaskSizer(3, adaptive=False)
+    fixed.observe(3, 1e-6)
+    assert fixed.size == 3
+    limited = ProcessPool(2, item_timeout=5)._sizer()
+    for _ in range(30):
+        limited.observe(limited.size, 1e-6)
+    assert limited.size == CHUNK_SIZE
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
