@@ -17,6 +17,7 @@ from segconvert import storage
 from segconvert.descriptors import ExportContext
 from segconvert.errors import InputError, ItemError, OutputError
 from segconvert.model import ItemRef, RejectedItem, Sample, reference_file, reference_id
+from segconvert.records import codec_for, ref_digest
 from segconvert.transforms import SkipItem, Transform
 
 
@@ -42,11 +43,29 @@ class ItemResult:
     """``{"item", "file", "rule", "message"}`` (``ERROR`` only)."""
     notes: list[dict[str, Any]] = field(default_factory=list)
     """Facts worth reporting about the item (each with ``item``, ``rule``, ``message``)."""
+    record_json: str | None = None
+    """The record as the resume journal stores it, encoded where the item ran (so the parent
+    only appends it); None when not encoded there or not storable as JSON."""
+    ref_digest: str | None = None
+    """The digest of the item's reference (see :func:`segconvert.records.ref_digest`)."""
 
     @classmethod
-    def ok(cls, record: Any, notes: list[dict[str, Any]] | None = None) -> ItemResult:
+    def ok(
+        cls,
+        record: Any,
+        notes: list[dict[str, Any]] | None = None,
+        *,
+        record_json: str | None = None,
+        ref_digest: str | None = None,
+    ) -> ItemResult:
         """A converted item."""
-        return cls(ItemStatus.OK, record=record, notes=notes or [])
+        return cls(
+            ItemStatus.OK,
+            record=record,
+            notes=notes or [],
+            record_json=record_json,
+            ref_digest=ref_digest,
+        )
 
     @classmethod
     def failed(cls, error: dict[str, Any]) -> ItemResult:
@@ -94,7 +113,10 @@ class ItemJob:
             sample = self.transform.apply(sample)
             record = self.write_item(sample, self.export_context)
             notes = [{"item": sample.reference_id, **note} for note in sample.notes]
-            return ItemResult.ok(record, notes)
+            codec = codec_for(getattr(self.write_item, "__module__", None))
+            return ItemResult.ok(
+                record, notes, record_json=codec.encode(record), ref_digest=ref_digest(ref)
+            )
         except SkipItem as skip:
             return ItemResult.skipped({"item": reference_id(ref), **skip.note})
         except ItemError as exc:

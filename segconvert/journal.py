@@ -17,11 +17,9 @@ The journal is removed when the conversion completes, after the run is marked co
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
-import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from typing import Any
 
 from segconvert.errors import OutputError
 from segconvert.items import ItemResult, ItemStatus
+from segconvert.records import RecordCodec, ref_digest
 from segconvert.storage import (
     atomic_open,
     atomic_write_bytes,
@@ -59,52 +58,6 @@ class Finished:
     result: Result
     reference_id: str | None
     digest: str
-
-
-# ---------------------------------------------------------------- records as JSON
-
-
-class RecordCodec:
-    """Turns exporter records into JSON and back, knowing only the dataclasses of one module."""
-
-    def __init__(self, module: str | None) -> None:
-        namespace = vars(sys.modules[module]) if module in sys.modules else {}
-        self.types = {
-            name: obj
-            for name, obj in namespace.items()
-            if isinstance(obj, type) and dataclasses.is_dataclass(obj)
-        }
-
-    def encode(self, record: Any) -> str | None:
-        """``record`` as JSON text, or None when it cannot be stored faithfully (what
-        :meth:`decode` would give back from the text differs from ``record``)."""
-        if dataclasses.is_dataclass(record) and not isinstance(record, type):
-            name = type(record).__name__
-            if self.types.get(name) is not type(record):
-                return None
-            fields = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
-            encoded: Any = {"dataclass": name, "fields": fields}
-        else:
-            encoded = {"value": record}
-        try:
-            text = json.dumps(encoded, allow_nan=False)
-        except (TypeError, ValueError):
-            return None
-        return text if json.loads(text) == encoded else None
-
-    def decode(self, encoded: Any) -> Any:
-        """The record ``encoded`` stands for; ValueError when it names no known dataclass."""
-        if "value" in encoded:
-            return encoded["value"]
-        cls = self.types.get(encoded.get("dataclass"))
-        if cls is None:
-            raise ValueError(f"unknown record type {encoded.get('dataclass')!r}")
-        return cls(**encoded["fields"])
-
-
-def ref_digest(ref: Any) -> str:
-    """A short digest of an item reference (what the importer listed for the item)."""
-    return hashlib.blake2b(repr(ref).encode("utf-8", "replace"), digest_size=8).hexdigest()
 
 
 # ---------------------------------------------------------------- source fingerprint
@@ -281,13 +234,13 @@ class Journal:
         """Record that the item at ``position`` (listed as ``ref``) finished with ``result``."""
         if position in self.previous:
             return
-        encoded = self.codec.encode(result.record)
+        encoded = result.record_json or self.codec.encode(result.record)  # workers encode
         if encoded is None:
             return  # not storable as JSON: redone on resume
         entry = {
             "position": position,
             "item": getattr(ref, "reference_id", None),
-            "ref": ref_digest(ref),
+            "ref": result.ref_digest or ref_digest(ref),
             "status": result.status.value,
             "notes": result.notes,
         }

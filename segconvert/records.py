@@ -1,0 +1,70 @@
+"""Exporter records as JSON text, for the resume journal: what an item's worker encodes and a
+resumed run decodes.
+
+Plain JSON, never pickle: a record is a JSON value, or a dataclass of the exporter's own module
+stored by name with its fields. A record that would not come back equal is not stored (the item
+is redone on resume).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import sys
+from typing import Any
+
+_EXACT_TYPES = (str, int, bool, type(None))
+"""Field types whose JSON comes back equal by construction: no round trip to check."""
+
+
+class RecordCodec:
+    """Turns exporter records into JSON and back, knowing only the dataclasses of one module."""
+
+    def __init__(self, module: str | None) -> None:
+        namespace = vars(sys.modules[module]) if module in sys.modules else {}
+        self.types = {
+            name: obj
+            for name, obj in namespace.items()
+            if isinstance(obj, type) and dataclasses.is_dataclass(obj)
+        }
+
+    def encode(self, record: Any) -> str | None:
+        """``record`` as JSON text, or None when it cannot be stored faithfully (what
+        :meth:`decode` would give back from the text differs from ``record``)."""
+        if dataclasses.is_dataclass(record) and not isinstance(record, type):
+            name = type(record).__name__
+            if self.types.get(name) is not type(record):
+                return None
+            fields = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+            encoded: Any = {"dataclass": name, "fields": fields}
+            if all(type(value) in _EXACT_TYPES for value in fields.values()):
+                return json.dumps(encoded)  # strings and integers come back as they were
+        else:
+            encoded = {"value": record}
+        try:
+            text = json.dumps(encoded, allow_nan=False)
+        except (TypeError, ValueError):
+            return None
+        return text if json.loads(text) == encoded else None
+
+    def decode(self, encoded: Any) -> Any:
+        """The record ``encoded`` stands for; ValueError when it names no known dataclass."""
+        if "value" in encoded:
+            return encoded["value"]
+        cls = self.types.get(encoded.get("dataclass"))
+        if cls is None:
+            raise ValueError(f"unknown record type {encoded.get('dataclass')!r}")
+        return cls(**encoded["fields"])
+
+
+def ref_digest(ref: Any) -> str:
+    """A short digest of an item reference (what the importer listed for the item)."""
+    return hashlib.blake2b(repr(ref).encode("utf-8", "replace"), digest_size=8).hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def codec_for(module: str | None) -> RecordCodec:
+    """The codec of the records of ``module`` (one per process: workers build it once)."""
+    return RecordCodec(module)

@@ -1,0 +1,60 @@
+"""segconvert.records: exporter records as journal JSON, encoded by the worker that made them."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+from executor_jobs import make_job, orders
+
+from segconvert.executors import ProcessPool
+from segconvert.records import RecordCodec, codec_for, ref_digest
+
+
+@dataclass(frozen=True)
+class Lines:
+    """A record of strings, like the Nucleus exporter's."""
+
+    annotation_line: str
+    item_line: str | None
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A record with a float, whose JSON must be checked to come back equal."""
+
+    area: float
+
+
+def test_a_record_of_strings_comes_back_equal_without_a_second_parse():
+    codec = RecordCodec(__name__)
+    record = Lines('{"a": "\\u00e9 \\ud800"}', None)  # escapes and a lone surrogate
+    text = codec.encode(record)
+    assert text is not None
+    assert codec.decode(json.loads(text)) == record
+
+
+def test_a_record_that_json_cannot_hold_is_not_stored():
+    codec = RecordCodec(__name__)
+    assert codec.encode(Measured(math.nan)) is None
+    assert codec.encode(Measured(0.5)) is not None
+    assert codec.encode({"set": {1, 2}}) is None
+
+
+def test_a_dataclass_of_another_module_is_not_stored():
+    assert RecordCodec("json").encode(Lines("x", None)) is None
+
+
+def test_workers_send_the_journal_text_and_digest_with_each_result():
+    refs = orders("ok-0", "ok-1", "raise-2")
+    results = list(ProcessPool(2).map(make_job(), refs))
+    codec = codec_for(make_job().write_item.__module__)
+    for ref, result in zip(refs[:2], results, strict=False):
+        assert result.record_json == codec.encode(result.record)
+        assert result.ref_digest == ref_digest(ref)
+    assert results[2].record_json is None and results[2].ref_digest is None
+
+
+def test_the_codec_of_a_module_is_built_once_per_process():
+    assert codec_for(__name__) is codec_for(__name__)
