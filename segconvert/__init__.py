@@ -15,6 +15,7 @@ from segconvert import schemas
 from segconvert.activity import report_activity
 from segconvert.api import OpenDataset, open, write
 from segconvert.coco import (
+    IdAssigner,
     assign_ids,
     categories_from_coco,
     categories_to_coco,
@@ -153,6 +154,7 @@ __all__ = [
     "InputError",
     "ItemError",
     "ItemRef",
+    "IdAssigner",
     "ImageKey",
     "ItemReference",
     "MetaKey",

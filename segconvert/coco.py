@@ -120,21 +120,40 @@ def missing_ids(values: Iterable[Any]) -> dict[int, int]:
     """For ids in order (``None`` where there is none): the position -> new id of every one
     that is ``None`` or repeats an earlier one, as :func:`assign_ids` gives them. One pass;
     only the ids are kept, so the records may stream past (from a spool)."""
-    used: set[Any] = set()
-    pending = []
-    for position, value in enumerate(values):
-        if value is None or value in used:
-            pending.append(position)
+    ids = IdAssigner()
+    for value in values:
+        ids.add(value)
+    return ids.assigned()
+
+
+class IdAssigner:
+    """:func:`missing_ids` fed one id at a time, as records stream past (an exporter's
+    ``write_dataset`` learns every id while it spools the records, and needs no pass for it)."""
+
+    def __init__(self) -> None:
+        self._used: set[Any] = set()
+        self._pending: list[int] = []
+        self._count = 0
+
+    def add(self, value: Any) -> None:
+        """The id of the next record (``None`` when it has none)."""
+        if value is None or value in self._used:
+            self._pending.append(self._count)
         else:
-            used.add(value)
-    next_id = max([v for v in used if isinstance(v, int)], default=0) + 1
-    assigned = {}
-    for position in pending:
-        while next_id in used:
-            next_id += 1
-        assigned[position] = next_id
-        used.add(next_id)
-    return assigned
+            self._used.add(value)
+        self._count += 1
+
+    def assigned(self) -> dict[int, int]:
+        """Position -> new id of every record whose id was ``None`` or taken (call once)."""
+        used = self._used
+        next_id = max([v for v in used if isinstance(v, int)], default=0) + 1
+        assigned = {}
+        for position in self._pending:
+            while next_id in used:
+                next_id += 1
+            assigned[position] = next_id
+            used.add(next_id)
+        return assigned
 
 
 def image_record(sample: Sample) -> dict[str, Any]:

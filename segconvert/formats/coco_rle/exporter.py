@@ -11,6 +11,7 @@ from segconvert import (
     RECORD_METADATA_KEYS,
     ExportContext,
     Exporter,
+    IdAssigner,
     ImageKey,
     Intervals,
     ItemError,
@@ -30,7 +31,6 @@ from segconvert import (
     intervals_by_value,
     intervals_of,
     json_native,
-    missing_ids,
     runs_of,
     safe_join,
     schemas,
@@ -200,8 +200,9 @@ def check_dataset(ctx: ExportContext) -> None:
 
 def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> list[Path]:
     """Write the instances JSON (or a results list): image and annotation ids unique,
-    categories as they came. Streamed: the records wait in a local spool file, never all in
-    memory, and the arrays are written item by item."""
+    categories as they came. Streamed: the records wait in local spool files (the image
+    records in one, the annotations in another), never all in memory, each read back once,
+    and the arrays are written item by item."""
     categories = [c for c in ctx.categories if c.isthing or not ctx.options.get("things_only")]
     coco_categories = categories_to_coco(categories, panoptic=False)
     if ctx.options.get("per_image"):
@@ -214,38 +215,44 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
         )
         atomic_write_json(path, {"categories": coco_categories})
         return [*written, path]
-    with Spool() as spool:
-        for record in records:
+    image_ids, annotation_ids = IdAssigner(), IdAssigner()
+    numbering = not writes_results(ctx)  # a results list keeps its detections' own ids
+    with Spool() as images, Spool() as entries:
+        for record in records:  # ids are learnt while spooling: one pass over each spool
             if isinstance(record, RleRecord):
-                spool.add([record.image, record.annotations])
-        image_ids = missing_ids(image.get("id") for image, _ in spool)
-
-        def image_id(position: int, image: dict[str, Any]) -> Any:
-            return image_ids.get(position, image.get("id"))
+                image_ids.add(record.image.get("id"))
+                for annotation in record.annotations if numbering else ():
+                    annotation_ids.add(annotation.get("id"))
+                images.add(record.image)
+                entries.add((record.image.get("id"), record.annotations))
+        new_image_ids = image_ids.assigned()
 
         def annotations() -> Iterator[dict[str, Any]]:
-            for position, (image, entries) in enumerate(spool):
-                for annotation in entries:
-                    yield {**annotation, "image_id": image_id(position, image)}
+            for position, (own_id, listed) in enumerate(entries):
+                image_id = new_image_ids.get(position, own_id)
+                for annotation in listed:
+                    yield {**annotation, "image_id": image_id}
 
-        if writes_results(ctx):
+        if not numbering:
             return write_results(annotations(), coco_categories, ctx)
-        annotation_ids = missing_ids(annotation.get("id") for annotation in annotations())
+        new_annotation_ids = annotation_ids.assigned()
 
         def numbered() -> Iterator[dict[str, Any]]:
             for number, annotation in enumerate(annotations()):
-                if number in annotation_ids:
-                    annotation["id"] = annotation_ids[number]
+                if number in new_annotation_ids:
+                    annotation["id"] = new_annotation_ids[number]
                 yield annotation
 
-        images = ({**image, "id": image_id(k, image)} for k, (image, _) in enumerate(spool))
+        numbered_images = (
+            {**image, "id": new_image_ids.get(k, image.get("id"))} for k, image in enumerate(images)
+        )
         document: dict[str, Any] = {
             k: json_native(ctx.metadata[k]) for k in ImageKey.COCO_BLOCKS if k in ctx.metadata
         }
         document.update(images=[], annotations=[], categories=coco_categories)
         path = ctx.output / f"{ctx.options.get('json_name') or 'instances'}.json"
         schemas.validate(COCO_INSTANCES, document, file=str(path))
-        write_json_streamed(path, document, {"images": images, "annotations": numbered()})
+        write_json_streamed(path, document, {"images": numbered_images, "annotations": numbered()})
     return [path]
 
 
