@@ -43,7 +43,7 @@ from segconvert.storage import (
 
 JOURNAL_NAME = ".segconvert-journal.jsonl"
 JOURNAL_PARTS = ".segconvert-journal.d"
-VERSION = 2
+VERSION = 3
 FLUSH_SECONDS = 1.0
 FINGERPRINT_NAMES = 100_000
 """Up to this many files a fingerprint keeps every name (a change is named); beyond, a digest."""
@@ -322,8 +322,14 @@ def read_journal(
         first = json.loads(lines[0]) if lines else {}
     except json.JSONDecodeError:
         first = {}
-    if not isinstance(first, dict) or first.get("segconvert_journal") != VERSION:
+    if not isinstance(first, dict) or "segconvert_journal" not in first:
         raise OutputError(f"{where} is not a segconvert journal; pass --overwrite to start over")
+    if first["segconvert_journal"] != VERSION:
+        raise OutputError(
+            f"{where} was written by another segconvert version (journal format "
+            f"{first['segconvert_journal']!r}; this one reads {VERSION}): rerun that version "
+            "to resume, or pass --overwrite to start over"
+        )
     if first.get("params") != header["params"]:
         raise OutputError(
             "the interrupted conversion in this folder used other sources or options; "

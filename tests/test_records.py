@@ -58,3 +58,29 @@ def test_workers_send_the_journal_text_and_digest_with_each_result():
 
 def test_the_codec_of_a_module_is_built_once_per_process():
     assert codec_for(__name__) is codec_for(__name__)
+
+
+def test_a_reference_digests_the_same_after_travelling_to_a_worker(tmp_path):
+    import pickle
+
+    from helpers import default_spec, write_coco_panoptic
+
+    from segconvert import convert
+    from segconvert.plan import plan_conversion
+
+    panoptic = write_coco_panoptic(tmp_path / "src", [default_spec("a"), default_spec("b", 1)])
+    convert(panoptic, tmp_path / "nucleus", to_format="nucleus", jobs=1)
+    convert(tmp_path / "nucleus", tmp_path / "rle", from_format="nucleus", to_format="coco-rle")
+    sources = [
+        (panoptic, "coco-panoptic"),
+        (tmp_path / "nucleus", "nucleus"),
+        (tmp_path / "rle" / "instances.json", "coco-rle"),
+    ]
+    for source, name in sources:
+        plan = plan_conversion(source, tmp_path / f"plan-{name}", to_format="nucleus")
+        refs = list(plan.dataset.items)
+        assert refs, name
+        for ref in refs:
+            travelled = pickle.loads(pickle.dumps(ref, protocol=pickle.HIGHEST_PROTOCOL))
+            assert ref_digest(travelled) == ref_digest(ref), name
+        assert len({ref_digest(ref) for ref in refs}) == len(refs), name

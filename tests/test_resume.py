@@ -207,6 +207,23 @@ def test_resume_with_other_options_is_refused(tmp_path, registry):
         )
 
 
+def test_a_journal_of_another_version_is_refused_naming_both_versions(tmp_path, registry):
+    json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / JOURNAL_NAME).write_text(json.dumps({"segconvert_journal": 2, "params": {}}) + "\n")
+    with pytest.raises(OutputError, match=r"another segconvert version \(journal format 2; "):
+        convert(
+            json_path,
+            out,
+            from_format="coco-panoptic",
+            to_format="nucleus",
+            registry=registry,
+            jobs=1,
+            resume=True,
+        )
+
+
 def test_resume_without_a_journal_refuses_a_non_empty_folder(tmp_path, registry):
     json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
     (tmp_path / "o").mkdir()

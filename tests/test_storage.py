@@ -908,7 +908,7 @@ def test_the_streamed_fingerprint_is_the_digest_of_the_sorted_listing(tmp_path):
 
 
 def test_the_journal_header_lists_the_source_files_as_one_json_line(tmp_path):
-    from segconvert.journal import JOURNAL_NAME, Journal, source_fingerprint
+    from segconvert.journal import JOURNAL_NAME, VERSION, Journal, source_fingerprint
 
     source = tmp_path / "panoptic.json"
     source.write_text("{}")
@@ -920,7 +920,7 @@ def test_the_journal_header_lists_the_source_files_as_one_json_line(tmp_path):
     Journal.open(out, {"source": "x"}, False, source=source).close(completed=False)
     first = (out / JOURNAL_NAME).read_text().splitlines()[0]
     header = {
-        "segconvert_journal": 2,
+        "segconvert_journal": VERSION,
         "params": {"source": "x"},
         "source": source_fingerprint(source),
     }
