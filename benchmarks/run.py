@@ -113,6 +113,12 @@ def minimal(*args: str) -> list[str]:
     return [sys.executable, str(HERE / "minimal.py"), *args]
 
 
+KEPT_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "67108864"}
+"""The glibc thresholds segconvert's workers set for themselves
+(``segconvert.dask_memory.keep_item_memory``), given to a second run of each minimal script so
+the tables also show segconvert against a floor with the same allocator settings."""
+
+
 def best_of(
     runs: int,
     name: str,
@@ -205,6 +211,14 @@ def rle_suite(
             minimal("sa1b-to-nucleus", str(sa1b_dir), str(out / "m1")),
             output=out / "m1",
         ),
+        "min_sa1b_kept": best_of(
+            2,
+            "minimal script SA-1B-style -> nucleus, malloc kept as segconvert's workers keep it",
+            images,
+            minimal("sa1b-to-nucleus", str(sa1b_dir), str(out / "m1")),
+            {**os.environ, **KEPT_MALLOC},
+            output=out / "m1",
+        ),
         "dm_sa1b": timed(
             "Datumaro segment_anything -> voc_instance_segmentation",
             images,
@@ -228,6 +242,14 @@ def rle_suite(
             minimal("nucleus-to-rle", str(out / "r1"), str(out / "m2")),
             output=out / "m2",
         ),
+        "min_back_kept": best_of(
+            2,
+            "minimal script nucleus -> coco-rle, malloc kept as segconvert's workers keep it",
+            images,
+            minimal("nucleus-to-rle", str(out / "r1"), str(out / "m2")),
+            {**os.environ, **KEPT_MALLOC},
+            output=out / "m2",
+        ),
         "seg_inst": best_of(
             2,
             "segconvert COCO instances -> nucleus",
@@ -249,6 +271,14 @@ def rle_suite(
             "minimal script COCO instances -> nucleus",
             instances,
             minimal("instances-to-nucleus", str(instances_json), str(out / "m3")),
+            output=out / "m3",
+        ),
+        "min_inst_kept": best_of(
+            2,
+            "minimal script COCO instances -> nucleus, malloc kept as segconvert's workers keep it",
+            instances,
+            minimal("instances-to-nucleus", str(instances_json), str(out / "m3")),
+            {**os.environ, **KEPT_MALLOC},
             output=out / "m3",
         ),
     }
@@ -277,6 +307,11 @@ def rle_suite(
             rows["seg_sa1b"].rate / rows["min_sa1b"].rate,
             0.8,
         ),
+        (
+            "SA-1B-style -> nucleus vs minimal script with the same malloc settings",
+            rows["seg_sa1b"].rate / rows["min_sa1b_kept"].rate,
+            0.8,
+        ),
         ("SA-1B-style -> nucleus vs Datumaro", rows["seg_sa1b"].rate / rows["dm_sa1b"].rate, 3.0),
         (
             "nucleus -> coco-rle vs minimal script",
@@ -284,8 +319,18 @@ def rle_suite(
             0.8,
         ),
         (
+            "nucleus -> coco-rle vs minimal script with the same malloc settings",
+            rows["seg_back"].rate / rows["min_back_kept"].rate,
+            0.8,
+        ),
+        (
             "COCO instances -> nucleus vs minimal script",
             rows["seg_inst"].rate / rows["min_inst"].rate,
+            0.8,
+        ),
+        (
+            "COCO instances -> nucleus vs minimal script with the same malloc settings",
+            rows["seg_inst"].rate / rows["min_inst_kept"].rate,
             0.8,
         ),
     ]
@@ -335,6 +380,14 @@ def panoptic_suite(
             "minimal script coco-panoptic -> nucleus",
             coco_count,
             minimal("panoptic-to-nucleus", str(coco_main), str(out / "m0")),
+            output=out / "m0",
+        ),
+        "min_coco_kept": best_of(
+            2,
+            "minimal script coco-panoptic -> nucleus, malloc kept as segconvert's workers keep it",
+            coco_count,
+            minimal("panoptic-to-nucleus", str(coco_main), str(out / "m0")),
+            {**os.environ, **KEPT_MALLOC},
             output=out / "m0",
         ),
         "seg_coco_1": timed(
@@ -405,6 +458,11 @@ def panoptic_suite(
         (
             "coco-panoptic -> nucleus vs minimal script",
             rows["seg_coco"].rate / rows["min_coco"].rate,
+            0.9,
+        ),
+        (
+            "coco-panoptic -> nucleus vs minimal script with the same malloc settings",
+            rows["seg_coco"].rate / rows["min_coco_kept"].rate,
             0.9,
         ),
         ("cityscapes -> coco-panoptic vs Datumaro", rows["seg_cs"].rate / rows["dm_cs"].rate, 3.0),

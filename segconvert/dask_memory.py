@@ -13,7 +13,10 @@ than in a plain process; without the variable the same worker costs what a plain
   conversion, so handing memory back early buys nothing.
 * On a cluster someone else started, each worker process raises glibc's mmap threshold to
   32 MiB the first time it runs segconvert items (:func:`tune_worker_malloc`), which wins back
-  most of the loss and leaves the trimming policy alone. Starting the workers with
+  most of the loss and leaves the trimming policy alone.
+* Where nothing pinned a threshold (the local pool's workers, and Dask workers without the
+  variable), glibc's own defaults still hand each item's freed arrays back to the system, so
+  such workers keep them for the next item (:func:`keep_item_memory`). Starting the workers with
   ``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON="{'MALLOC_TRIM_THRESHOLD_': None}"`` wins back
   all of it (docs/scale.md).
 """
@@ -31,11 +34,15 @@ TRIM_VARIABLE = "MALLOC_TRIM_THRESHOLD_"
 WORKER_ENVIRON = {"DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": f"{{'{TRIM_VARIABLE}': None}}"}
 """What a worker's environment needs for Dask's nanny not to set the trim threshold."""
 
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
+_M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
+_M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 32 * 1024 * 1024
 """glibc's largest allowed mmap threshold on 64-bit systems."""
+TRIM_THRESHOLD = 64 * 1024 * 1024
+"""Freed memory a worker keeps mapped for its next item (see :func:`keep_item_memory`)."""
 
 _tuned = False
+_kept = False
 
 
 @contextlib.contextmanager
@@ -61,6 +68,36 @@ def untrimmed_local_workers() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def keep_item_memory() -> bool:
+    """Once per worker process: let each item reuse the pages the last one freed.
+
+    With glibc's defaults an item's arrays (the decoded PNG, the id image, the index mask, the
+    encoded PNG: a few MB each) are freed together at its end, the free memory on top of the
+    heap exceeds the (dynamic) trim threshold, and glibc hands it back to the system, so the
+    next item faults every page in again. Measured on COCO panoptic (1,000 items of 640x480,
+    ``-j 2``): 3.0 s of the workers' system time, 0.45 s with this, 6.3 s -> 4.9 s of wall
+    time. Arrays below :data:`MMAP_THRESHOLD` then come from the heap, and up to
+    :data:`TRIM_THRESHOLD` of freed memory stays mapped: a constant per worker, not a growth.
+
+    Nothing is changed where the environment sets ``MALLOC_TRIM_THRESHOLD_`` (someone chose a
+    trimming policy, as Dask's nanny does: see :func:`tune_worker_malloc`) or off glibc.
+    Returns whether the thresholds were set.
+    """
+    global _kept
+    if _kept:
+        return False
+    _kept = True
+    if TRIM_VARIABLE in os.environ or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc: Any = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+        )
+    except (OSError, AttributeError):  # not glibc
+        return False
 
 
 def tune_worker_malloc() -> bool:

@@ -38,7 +38,7 @@ from itertools import islice
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from segconvert.dask_memory import tune_worker_malloc, untrimmed_local_workers
+from segconvert.dask_memory import keep_item_memory, tune_worker_malloc, untrimmed_local_workers
 from segconvert.errors import UsageError
 from segconvert.items import FinishedItem, ItemJob, ItemResult
 from segconvert.main_guard import check_main_guard
@@ -436,6 +436,7 @@ def _worker_main(connection: Connection, job: ItemJob, parent_pid: int) -> None:
     faulthandler.disable()  # a crash is reported by the parent, item by item
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     die_with_parent(parent_pid)
+    keep_item_memory()  # a worker lives for one conversion: freed arrays serve the next item
     try:
         while True:
             refs = connection.recv()
@@ -506,6 +507,7 @@ def _alive(pid: int) -> bool:
 
 def _dask_run_batch(job: ItemJob, refs: list[ItemRef]) -> list[ItemResult]:
     tune_worker_malloc()  # once per worker process (see segconvert.dask_memory)
+    keep_item_memory()
     return run_many(job, refs)
 
 

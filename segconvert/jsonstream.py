@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from segconvert.activity import ReportingReader
-from segconvert.jsonio import STRICT_DECODER, DepthScanner, JsonError, json_error
+from segconvert.jsonio import (
+    CHECKED_DECODER,
+    STRICT_DECODER,
+    DepthScanner,
+    JsonError,
+    json_error,
+)
 from segconvert.storage import RangeReader, open_input
 
 if TYPE_CHECKING:
@@ -83,8 +89,9 @@ def fault(path: Path, offset: int, message: str) -> JsonError:
 class _Reader:
     """A text buffer over a binary file that knows the byte offset of every character."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, json_decoder: json.JSONDecoder = STRICT_DECODER) -> None:
         self.path = path
+        self.json_decoder = json_decoder
         self.handle = open_input(path)
         try:
             size: int | None = path.stat().st_size
@@ -170,7 +177,7 @@ class _Reader:
         while True:
             start = self.pos
             try:
-                value, end = STRICT_DECODER.raw_decode(self.text, start)
+                value, end = self.json_decoder.raw_decode(self.text, start)
             except json.JSONDecodeError as exc:
                 if self.more(size):
                     size *= 2
@@ -186,7 +193,9 @@ class _Reader:
             return value, start, end
 
 
-def stream_top_level(path: Path, arrays: Iterable[str] = ()) -> Iterator[Event]:
+def stream_top_level(
+    path: Path, arrays: Iterable[str] = (), *, checked: bool = False
+) -> Iterator[Event]:
     """Walk a JSON document once.
 
     For an object, every top-level value is one :class:`Event`, except the arrays named in
@@ -194,9 +203,14 @@ def stream_top_level(path: Path, arrays: Iterable[str] = ()) -> Iterator[Event]:
     every element comes with its span (``key`` None). Each streamed array opens with an
     event whose value is :data:`ARRAY_START`. Raises :class:`~segconvert.jsonio.JsonError`
     saying at which line and column the JSON breaks.
+
+    ``checked``: this run already walked the document with every rule (an index pass), so
+    values are decoded with :data:`~segconvert.jsonio.CHECKED_DECODER` (no check for repeated
+    keys inside them; nesting and ``NaN`` still checked): for a second pass that only picks
+    fields out, while whatever is converted is read strictly again from its span.
     """
     streamed = set(arrays)
-    reader = _Reader(path)
+    reader = _Reader(path, CHECKED_DECODER if checked else STRICT_DECODER)
     try:
         opening = reader.expect("{[")
         if opening == "[":

@@ -64,3 +64,44 @@ def test_a_worker_raises_the_mmap_threshold_once_and_only_where_dask_pinned_it(t
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == expected
+
+
+ITEM_FAULTS = """
+import resource
+import numpy as np
+from segconvert.dask_memory import keep_item_memory
+
+def item_faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):  # items of five arrays of 2 MB, freed together at each item's end
+        arrays = [np.ones(2_000_000, np.uint8) for _ in range(5)]
+        del arrays
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+item_faults()
+untuned = item_faults()
+kept = keep_item_memory()
+item_faults()
+print(untuned, kept, item_faults(), keep_item_memory())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_a_worker_reuses_the_pages_an_item_freed_instead_of_faulting_them_in_again():
+    env = {k: v for k, v in os.environ.items() if k != TRIM_VARIABLE}
+    done = subprocess.run(
+        [sys.executable, "-c", ITEM_FAULTS], env=env, capture_output=True, text=True, check=True
+    )
+    untuned, kept, tuned, again = done.stdout.split()
+    assert kept == "True" and again == "False"  # set once per process
+    assert int(untuned) > 20 * 1000  # glibc's defaults: the pages of every item come back
+    assert int(tuned) < int(untuned) / 20
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_a_trimming_policy_in_the_environment_is_left_alone():
+    env = {**os.environ, TRIM_VARIABLE: "65536"}
+    done = subprocess.run(
+        [sys.executable, "-c", ITEM_FAULTS], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split()[1] == "False"

@@ -258,7 +258,9 @@ def iter_refs(index: DocumentIndex, png_dir: Path) -> Iterator[CocoRef | Rejecte
     annotated = bytearray(len(images))
     with SpanReader(index.path, block=IMAGE_BLOCK) as records:
         position = 0
-        for event in stream_top_level(index.path, ("images", "annotations")):
+        # the index pass checked every byte; each annotation is read strictly again from its
+        # span by the item that converts it, so this pass only picks out ids and names
+        for event in stream_top_level(index.path, ("images", "annotations"), checked=True):
             if event.key != "annotations" or event.span is None:
                 continue
             annotation, number = event.value, position
