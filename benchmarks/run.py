@@ -119,6 +119,22 @@ KEPT_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "
 the tables also show segconvert against a floor with the same allocator settings."""
 
 
+def floors(key: str, name: str, items: int, command: list[str], output: Path) -> dict[str, Timing]:
+    """A minimal script timed as written (``key``) and with the malloc settings of segconvert's
+    workers (``key_kept``), best of two each."""
+    return {
+        key: best_of(2, name, items, command, output=output),
+        f"{key}_kept": best_of(
+            2,
+            f"{name}, malloc kept as segconvert's workers keep it",
+            items,
+            command,
+            {**os.environ, **KEPT_MALLOC},
+            output=output,
+        ),
+    }
+
+
 def best_of(
     runs: int,
     name: str,
@@ -204,20 +220,12 @@ def rle_suite(
             env,
             output=out / "r1",
         ),
-        "min_sa1b": best_of(
-            2,
+        **floors(
+            "min_sa1b",
             "minimal script SA-1B-style -> nucleus",
             images,
             minimal("sa1b-to-nucleus", str(sa1b_dir), str(out / "m1")),
-            output=out / "m1",
-        ),
-        "min_sa1b_kept": best_of(
-            2,
-            "minimal script SA-1B-style -> nucleus, malloc kept as segconvert's workers keep it",
-            images,
-            minimal("sa1b-to-nucleus", str(sa1b_dir), str(out / "m1")),
-            {**os.environ, **KEPT_MALLOC},
-            output=out / "m1",
+            out / "m1",
         ),
         "dm_sa1b": timed(
             "Datumaro segment_anything -> voc_instance_segmentation",
@@ -235,20 +243,12 @@ def rle_suite(
             env,
             output=out / "r2",
         ),
-        "min_back": best_of(
-            2,
+        **floors(
+            "min_back",
             "minimal script nucleus -> coco-rle",
             images,
             minimal("nucleus-to-rle", str(out / "r1"), str(out / "m2")),
-            output=out / "m2",
-        ),
-        "min_back_kept": best_of(
-            2,
-            "minimal script nucleus -> coco-rle, malloc kept as segconvert's workers keep it",
-            images,
-            minimal("nucleus-to-rle", str(out / "r1"), str(out / "m2")),
-            {**os.environ, **KEPT_MALLOC},
-            output=out / "m2",
+            out / "m2",
         ),
         "seg_inst": best_of(
             2,
@@ -266,20 +266,12 @@ def rle_suite(
             env,
             output=out / "r3",
         ),
-        "min_inst": best_of(
-            2,
+        **floors(
+            "min_inst",
             "minimal script COCO instances -> nucleus",
             instances,
             minimal("instances-to-nucleus", str(instances_json), str(out / "m3")),
-            output=out / "m3",
-        ),
-        "min_inst_kept": best_of(
-            2,
-            "minimal script COCO instances -> nucleus, malloc kept as segconvert's workers keep it",
-            instances,
-            minimal("instances-to-nucleus", str(instances_json), str(out / "m3")),
-            {**os.environ, **KEPT_MALLOC},
-            output=out / "m3",
+            out / "m3",
         ),
     }
     for k, path in sizes.items():
@@ -375,20 +367,12 @@ def panoptic_suite(
             env,
             output=out / "s1",
         ),
-        "min_coco": best_of(
-            2,
+        **floors(
+            "min_coco",
             "minimal script coco-panoptic -> nucleus",
             coco_count,
             minimal("panoptic-to-nucleus", str(coco_main), str(out / "m0")),
-            output=out / "m0",
-        ),
-        "min_coco_kept": best_of(
-            2,
-            "minimal script coco-panoptic -> nucleus, malloc kept as segconvert's workers keep it",
-            coco_count,
-            minimal("panoptic-to-nucleus", str(coco_main), str(out / "m0")),
-            {**os.environ, **KEPT_MALLOC},
-            output=out / "m0",
+            out / "m0",
         ),
         "seg_coco_1": timed(
             "segconvert coco-panoptic -> nucleus, --jobs 1",

@@ -188,6 +188,20 @@ def test_resume_refuses_a_changed_source_naming_what_changed(tmp_path, registry,
     assert (out / JOURNAL_NAME).is_file()  # still resumable once the source is put back
 
 
+def in_process(json_path: Path, out: Path, registry, **flags: bool) -> None:
+    """A COCO panoptic -> Nucleus conversion into ``out`` in this process (``resume=True``,
+    ``overwrite=True``...)."""
+    convert(
+        json_path,
+        out,
+        from_format="coco-panoptic",
+        to_format="nucleus",
+        registry=registry,
+        jobs=1,
+        **flags,
+    )
+
+
 def test_resume_with_other_options_is_refused(tmp_path, registry):
     json_path = write_coco_panoptic(tmp_path / "src", [default_spec("a")])
     out = tmp_path / "o"
@@ -196,15 +210,7 @@ def test_resume_with_other_options_is_refused(tmp_path, registry):
 
     Journal.open(out, {"source": "elsewhere"}, resume=False).close(completed=False)
     with pytest.raises(OutputError, match="other sources or options"):
-        convert(
-            json_path,
-            out,
-            from_format="coco-panoptic",
-            to_format="nucleus",
-            registry=registry,
-            jobs=1,
-            resume=True,
-        )
+        in_process(json_path, out, registry, resume=True)
 
 
 def test_a_journal_of_another_version_is_refused_naming_both_versions(tmp_path, registry):
@@ -213,15 +219,7 @@ def test_a_journal_of_another_version_is_refused_naming_both_versions(tmp_path, 
     out.mkdir()
     (out / JOURNAL_NAME).write_text(json.dumps({"segconvert_journal": 2, "params": {}}) + "\n")
     with pytest.raises(OutputError, match=r"another segconvert version \(journal format 2; "):
-        convert(
-            json_path,
-            out,
-            from_format="coco-panoptic",
-            to_format="nucleus",
-            registry=registry,
-            jobs=1,
-            resume=True,
-        )
+        in_process(json_path, out, registry, resume=True)
 
 
 def test_resume_without_a_journal_refuses_a_non_empty_folder(tmp_path, registry):
@@ -229,15 +227,7 @@ def test_resume_without_a_journal_refuses_a_non_empty_folder(tmp_path, registry)
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "mine.txt").write_text("x")
     with pytest.raises(OutputError, match="no interrupted conversion"):
-        convert(
-            json_path,
-            tmp_path / "o",
-            from_format="coco-panoptic",
-            to_format="nucleus",
-            registry=registry,
-            jobs=1,
-            resume=True,
-        )
+        in_process(json_path, tmp_path / "o", registry, resume=True)
 
 
 def test_stale_temporaries_are_removed_but_foreign_files_kept(tmp_path, registry):
@@ -246,14 +236,6 @@ def test_stale_temporaries_are_removed_but_foreign_files_kept(tmp_path, registry
     (out / "masks").mkdir(parents=True)
     (out / "masks" / f"{TEMPORARY_PREFIX}a.png.xyz.tmp").write_bytes(b"half")
     (out / "notes.txt").write_text("user file")
-    convert(
-        json_path,
-        out,
-        from_format="coco-panoptic",
-        to_format="nucleus",
-        registry=registry,
-        jobs=1,
-        overwrite=True,
-    )
+    in_process(json_path, out, registry, overwrite=True)
     assert not list(out.rglob(f"{TEMPORARY_PREFIX}*"))
     assert (out / "notes.txt").read_text() == "user file"
