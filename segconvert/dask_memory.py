@@ -89,15 +89,9 @@ def keep_item_memory() -> bool:
     if _kept:
         return False
     _kept = True
-    if TRIM_VARIABLE in os.environ or not sys.platform.startswith("linux"):
+    if TRIM_VARIABLE in os.environ:
         return False
-    try:
-        libc: Any = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
-            libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-        )
-    except (OSError, AttributeError):  # not glibc
-        return False
+    return _mallopt((_M_MMAP_THRESHOLD, MMAP_THRESHOLD), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def tune_worker_malloc() -> bool:
@@ -109,10 +103,18 @@ def tune_worker_malloc() -> bool:
     if _tuned:
         return False
     _tuned = True
-    if TRIM_VARIABLE not in os.environ or not sys.platform.startswith("linux"):
+    if TRIM_VARIABLE not in os.environ:
+        return False
+    return _mallopt((_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+def _mallopt(*settings: tuple[int, int]) -> bool:
+    """Set glibc malloc parameters ``(number, value)``; whether every one was accepted (False
+    off Linux or off glibc)."""
+    if not sys.platform.startswith("linux"):
         return False
     try:
         libc: Any = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        return all(bool(libc.mallopt(number, value)) for number, value in settings)
     except (OSError, AttributeError):  # not glibc
         return False

@@ -272,7 +272,7 @@ class ProcessPool(Executor):
         if self.chunk_size is not None:
             return TaskSizer(self.chunk_size, adaptive=False)
         largest = CHUNK_SIZE if self.item_timeout is not None else MAX_CHUNK_SIZE
-        return TaskSizer(min(CHUNK_SIZE, largest), largest=largest)
+        return TaskSizer(CHUNK_SIZE, largest=largest)
 
     def _admit(self, job: ItemJob, chunk: list[ItemRef], queued: deque[_Task]) -> _Slot:
         slot = _Slot([None] * len(chunk))

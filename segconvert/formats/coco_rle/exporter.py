@@ -220,18 +220,22 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
     with Spool() as images, Spool() as entries:
         for record in records:  # ids are learnt while spooling: one pass over each spool
             if isinstance(record, RleRecord):
-                image_ids.add(record.image.get("id"))
+                own_id = record.image.get("id")
+                image_ids.add(own_id)
                 for annotation in record.annotations if numbering else ():
                     annotation_ids.add(annotation.get("id"))
                 images.add(record.image)
-                entries.add((record.image.get("id"), record.annotations))
+                entries.add((own_id, record.annotations))
         new_image_ids = image_ids.assigned()
+
+        def image_id(position: int, own_id: Any) -> Any:
+            return new_image_ids.get(position, own_id)
 
         def annotations() -> Iterator[dict[str, Any]]:
             for position, (own_id, listed) in enumerate(entries):
-                image_id = new_image_ids.get(position, own_id)
+                numbered_id = image_id(position, own_id)
                 for annotation in listed:
-                    yield {**annotation, "image_id": image_id}
+                    yield {**annotation, "image_id": numbered_id}
 
         if not numbering:
             return write_results(annotations(), coco_categories, ctx)
@@ -244,7 +248,7 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
                 yield annotation
 
         numbered_images = (
-            {**image, "id": new_image_ids.get(k, image.get("id"))} for k, image in enumerate(images)
+            {**image, "id": image_id(k, image.get("id"))} for k, image in enumerate(images)
         )
         document: dict[str, Any] = {
             k: json_native(ctx.metadata[k]) for k in ImageKey.COCO_BLOCKS if k in ctx.metadata
