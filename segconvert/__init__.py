@@ -47,9 +47,11 @@ from segconvert.errors import (
     ValidationError,
 )
 from segconvert.files import (
+    JsonText,
     atomic_open,
     atomic_write_bytes,
     atomic_write_json,
+    encode_json,
     json_lines,
     json_native,
     json_sections,
@@ -157,6 +159,7 @@ __all__ = [
     "IdAssigner",
     "ImageKey",
     "ItemReference",
+    "JsonText",
     "MetaKey",
     "RECORD_METADATA_KEYS",
     "OpenDataset",
@@ -198,6 +201,7 @@ __all__ = [
     "image_record",
     "json_first_item",
     "json_lines",
+    "encode_json",
     "json_native",
     "json_lines",
     "json_root",

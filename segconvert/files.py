@@ -23,6 +23,7 @@ from segconvert.jsonio import parse_json_line as parse_json_line
 from segconvert.storage import (
     TEMPORARY_PREFIX,
     TEMPORARY_SUFFIX,
+    JsonText,
     atomic_open,
     atomic_write_bytes,
     inside,
@@ -33,9 +34,11 @@ from segconvert.storage import (
 __all__ = [
     "TEMPORARY_PREFIX",
     "TEMPORARY_SUFFIX",
+    "JsonText",
     "atomic_open",
     "atomic_write_bytes",
     "atomic_write_json",
+    "encode_json",
     "json_native",
     "json_sections",
     "json_stream",
@@ -111,6 +114,16 @@ def json_native(value: Any) -> Any:
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
         raise ValueError(f"{value} is not valid JSON")
     return value
+
+
+def encode_json(value: Any) -> JsonText:
+    """``value`` as the JSON text ``json.dumps`` gives once :func:`json_native` has made it
+    plain: one pass in C when it is plain already (the common case), through
+    :func:`json_native` when it is not (numpy values; NaN refused with its message)."""
+    try:
+        return JsonText(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        return JsonText(json.dumps(json_native(value), allow_nan=False))
 
 
 def read_head(path: Path, size: int = 1 << 20) -> bytes:

@@ -16,8 +16,30 @@ import pickle
 import sys
 from typing import Any
 
-_EXACT_TYPES = (str, int, bool, type(None))
-"""Field types whose JSON comes back equal by construction: no round trip to check."""
+from segconvert.storage import JsonText
+
+_EXACT_TYPES = (str, JsonText, int, bool, type(None))
+"""Value types whose JSON comes back equal by construction: no round trip to check."""
+
+
+def _exact(value: Any) -> bool:
+    """Whether ``value``'s JSON comes back equal by construction: a string, integer, bool or
+    None, or a list of them (an exporter's pre-encoded entries)."""
+    kind = type(value)
+    if kind in _EXACT_TYPES:
+        return True
+    return kind is list and all(type(v) in _EXACT_TYPES for v in value)
+
+
+def _field_json(value: Any) -> str | None:
+    """One field's JSON text, or None when it would not come back equal."""
+    if _exact(value):
+        return json.dumps(value)
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return text if json.loads(text) == value else None
 
 
 class RecordCodec:
@@ -33,22 +55,24 @@ class RecordCodec:
 
     def encode(self, record: Any) -> str | None:
         """``record`` as JSON text, or None when it cannot be stored faithfully (what
-        :meth:`decode` would give back from the text differs from ``record``)."""
-        if dataclasses.is_dataclass(record) and not isinstance(record, type):
-            name = type(record).__name__
-            if self.types.get(name) is not type(record):
-                return None
-            fields = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
-            encoded: Any = {"dataclass": name, "fields": fields}
-            if all(type(value) in _EXACT_TYPES for value in fields.values()):
-                return json.dumps(encoded)  # strings and integers come back as they were
-        else:
-            encoded = {"value": record}
-        try:
-            text = json.dumps(encoded, allow_nan=False)
-        except (TypeError, ValueError):
+        :meth:`decode` would give back from the text differs from ``record``).
+
+        A dataclass is encoded field by field, and only a field that is not exact by
+        construction (see :func:`_exact`) is parsed back to check it: the large fields of a
+        record are usually strings the worker encoded already."""
+        if not (dataclasses.is_dataclass(record) and not isinstance(record, type)):
+            text = _field_json(record)
+            return None if text is None else '{"value": ' + text + "}"
+        name = type(record).__name__
+        if self.types.get(name) is not type(record):
             return None
-        return text if json.loads(text) == encoded else None
+        pieces = []
+        for field in dataclasses.fields(record):
+            text = _field_json(getattr(record, field.name))
+            if text is None:
+                return None
+            pieces.append(json.dumps(field.name) + ": " + text)
+        return '{"dataclass": ' + json.dumps(name) + ', "fields": {' + ", ".join(pieces) + "}}"
 
     def decode(self, encoded: Any) -> Any:
         """The record ``encoded`` stands for; ValueError when it names no known dataclass."""

@@ -22,6 +22,7 @@ import errno
 import fcntl
 import functools
 import io
+import itertools
 import os
 import pickle
 import re
@@ -995,21 +996,40 @@ def write_json_array_streamed(path: Path, items: Iterable[Any]) -> None:
         handle.write("\n")
 
 
+class JsonText(str):
+    """A value already encoded as JSON text (what ``json.dumps`` gives for it). The streamed
+    writers write it as it is: a worker can encode its item's entries once, where the work is
+    spread, and the parent only joins the texts."""
+
+    __slots__ = ()
+
+
 def _write_array(handle: IO[str], items: Iterable[Any]) -> None:
     """``items`` as a JSON array, :data:`STREAM_BATCH` elements per encoding call: a batch
-    encodes as ``[a, b]``, whose inside is exactly the elements with ``json``'s separator."""
-    dumps = _json().dumps
+    encodes as ``[a, b]``, whose inside is exactly the elements with ``json``'s separator.
+    A :class:`JsonText` element is written as it is."""
     handle.write("[")
     batch: list[Any] = []
     started = False
     for item in items:
         batch.append(item)
         if len(batch) == STREAM_BATCH:
-            handle.write((", " if started else "") + dumps(batch, allow_nan=False)[1:-1])
+            handle.write((", " if started else "") + _encode_elements(batch))
             started, batch = True, []
     if batch:
-        handle.write((", " if started else "") + dumps(batch, allow_nan=False)[1:-1])
+        handle.write((", " if started else "") + _encode_elements(batch))
     handle.write("]")
+
+
+def _encode_elements(batch: list[Any]) -> str:
+    """The elements of ``batch`` as JSON, joined by ``json``'s separator: each run of values
+    encoded in one call, each :class:`JsonText` as it is."""
+    dumps = _json().dumps
+    pieces = []
+    for encoded, group in itertools.groupby(batch, key=lambda item: type(item) is JsonText):
+        run = list(group)
+        pieces.append(", ".join(run) if encoded else dumps(run, allow_nan=False)[1:-1])
+    return ", ".join(pieces)
 
 
 def _json() -> Any:

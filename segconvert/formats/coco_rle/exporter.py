@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from segconvert import (
     ImageKey,
     Intervals,
     ItemError,
+    JsonText,
     MetaKey,
     Option,
     Sample,
@@ -26,6 +28,7 @@ from segconvert import (
     categories_to_coco,
     column_major,
     decode_counts,
+    encode_json,
     encode_runs,
     image_record,
     intervals_by_value,
@@ -51,10 +54,16 @@ CATEGORIES_FILE = "categories.json"
 
 @dataclass(frozen=True)
 class RleRecord:
-    """One image's entries for the instances JSON (ids assigned in the parent)."""
+    """One image's entries for the instances JSON, encoded by the item's worker.
+
+    ``ids[k]`` is annotation k's own id: in an instances JSON, None where it has none (the
+    parent numbers it); in a results list, None where it has no ``id`` key. ``bodies[k]`` is
+    the JSON of its other keys (``category_id``, ``segmentation``, ...) as an object; the
+    parent puts the ids in front, so it never encodes an annotation itself."""
 
     image: dict[str, Any]
-    annotations: list[dict[str, Any]]
+    ids: list[int | str | None]
+    bodies: list[str]
 
 
 def writes_results(ctx: ExportContext) -> bool:
@@ -83,11 +92,13 @@ def full_mask_runs(
     return symmetric_difference(visible, intervals_of(runs))
 
 
-def annotations_for(sample: Sample, ctx: ExportContext) -> list[dict[str, Any]]:
+def annotations_for(
+    sample: Sample, ctx: ExportContext
+) -> list[tuple[int | str | None, dict[str, Any]]]:
     """One compressed-RLE annotation per non-void segment, empty ones included (stuff left out
     with ``--things-only``): its full mask (visible + hidden pixels), the source's own ``id``,
     ``area``, ``bbox`` and extra keys where it had them. A results list gets no key its source
-    record lacked."""
+    record lacked. Each comes as ``(own id, the other keys)`` (see :class:`RleRecord`)."""
     categories = {c.id: c for c in ctx.categories}
     results = writes_results(ctx)
     height, width = sample.height, sample.width
@@ -115,17 +126,7 @@ def annotations_for(sample: Sample, ctx: ExportContext) -> list[dict[str, Any]]:
             "size": [height, width],
             "counts": encode_runs(runs_of(full, height * width), height, width),
         }
-        source_id = metadata.get(MetaKey.SOURCE_ID)
-        annotation: dict[str, Any] = {
-            "id": source_id
-            if isinstance(source_id, int) and not isinstance(source_id, bool)
-            else None,
-            "image_id": None,
-            "category_id": category.id,
-            "segmentation": rle,
-        }
-        if results and MetaKey.SOURCE_ID not in metadata:
-            del annotation["id"]
+        annotation: dict[str, Any] = {"category_id": category.id, "segmentation": rle}
         for key, meta_key in (("area", MetaKey.AREA), ("bbox", MetaKey.BBOX)):
             if meta_key in metadata:
                 annotation[key] = metadata[meta_key]
@@ -139,52 +140,89 @@ def annotations_for(sample: Sample, ctx: ExportContext) -> list[dict[str, Any]]:
             {
                 k: v
                 for k, v in metadata.items()
-                if k not in RECORD_METADATA_KEYS and k not in annotation
+                if k not in RECORD_METADATA_KEYS and k not in annotation and k not in ID_KEYS
             }
         )
-        annotations.append(json_native(annotation))
+        annotations.append(
+            (own_annotation_id(metadata.get(MetaKey.SOURCE_ID), results), annotation)
+        )
     return annotations
+
+
+ID_KEYS = ("id", "image_id")
+"""The keys the parent writes in front of each annotation's other keys."""
+
+
+def own_annotation_id(source_id: Any, results: bool) -> int | str | None:
+    """The id an annotation keeps: its source's integer id (a results list also keeps a string
+    one, which its schema allows); None where it has none."""
+    if isinstance(source_id, bool):
+        return None
+    if isinstance(source_id, int) or (results and isinstance(source_id, str)):
+        return source_id
+    return None
+
+
+def encoded_bodies(
+    annotations: list[tuple[int | str | None, dict[str, Any]]],
+    definition: str,
+    item: str,
+) -> list[str]:
+    """Each annotation's other keys as JSON text, checked against its schema ``definition``
+    (with stand-in ids, which the parent assigns)."""
+    schema = COCO_RESULTS if definition == "result" else COCO_INSTANCES
+    bodies: list[str] = []
+    for own_id, annotation in annotations:
+        text = encode_json(annotation)
+        probe = (
+            {"image_id": 1, **annotation}
+            if own_id is None and definition == "result"
+            else {"id": 1, "image_id": 1, **annotation}
+        )
+        if not schemas.is_valid(schema, probe, definition):  # a tuple is an array too
+            schemas.validate(schema, json_native(probe), definition, item=item)
+        bodies.append(text)
+    return bodies
 
 
 def write_item(sample: Sample, ctx: ExportContext) -> RleRecord | str:
     """Encode the item's segments; with ``--per-image`` also write its SA-1B-style file."""
     image, annotations = json_native(image_record(sample)), annotations_for(sample, ctx)
+    item = sample.reference_id
+    ids = [own_id for own_id, _ in annotations]
     if writes_results(ctx):
-        for annotation in annotations:
-            probe = (
-                {**annotation, "image_id": 1}
-                if "id" not in annotation
-                else {**annotation, "id": 1, "image_id": 1}
-            )
-            schemas.validate(COCO_RESULTS, probe, "result", item=sample.reference_id)
-        return RleRecord(image, annotations)
+        return RleRecord(image, ids, encoded_bodies(annotations, "result", item))
     if not ctx.options.get("per_image"):
         probe = {**image, "id": image["id"] if image["id"] is not None else 0}
-        schemas.validate(COCO_INSTANCES, probe, "image", item=sample.reference_id)
-        for annotation in annotations:
-            schemas.validate(
-                COCO_INSTANCES,
-                {**annotation, "id": 1, "image_id": 1},
-                "annotation",
-                item=sample.reference_id,
-            )
-        return RleRecord(image, annotations)
-    assign_ids(annotations)
+        schemas.validate(COCO_INSTANCES, probe, "image", item=item)
+        return RleRecord(image, ids, encoded_bodies(annotations, "annotation", item))
+    listed = [json_native({"id": own_id, **annotation}) for own_id, annotation in annotations]
+    assign_ids(listed)
     image_id = image.pop("id")
     document = {
-        "image": {"image_id": image_id if image_id is not None else sample.reference_id, **image},
-        "annotations": [{k: v for k, v in a.items() if k != "image_id"} for a in annotations],
+        "image": {"image_id": image_id if image_id is not None else item, **image},
+        "annotations": listed,
     }
-    schemas.validate(SA1B_IMAGE, document, item=sample.reference_id)
-    path = safe_join(ctx.output, f"{sample.reference_id}.json", item=sample.reference_id)
+    schemas.validate(SA1B_IMAGE, document, item=item)
+    path = safe_join(ctx.output, f"{item}.json", item=item)
     if path == ctx.output / CATEGORIES_FILE:
         raise ItemError(
-            f"image {sample.reference_id!r} would overwrite {CATEGORIES_FILE}",
+            f"image {item!r} would overwrite {CATEGORIES_FILE}",
             rule="duplicate-output-name",
-            item=sample.reference_id,
+            item=item,
         )
     atomic_write_json(path, document)
     return str(path)
+
+
+def with_ids(ids: str, body: str) -> JsonText:
+    """An annotation's JSON: ``ids`` (``"id": 1, "image_id": 2``) in front of ``body``'s keys."""
+    return JsonText("{" + ids + ("}" if body == "{}" else ", " + body[1:]))
+
+
+def id_json(value: Any) -> str:
+    """An id as JSON (integers, the common case, without a call to the encoder)."""
+    return str(value) if type(value) is int else json.dumps(value)
 
 
 def check_dataset(ctx: ExportContext) -> None:
@@ -222,30 +260,31 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
             if isinstance(record, RleRecord):
                 own_id = record.image.get("id")
                 image_ids.add(own_id)
-                for annotation in record.annotations if numbering else ():
-                    annotation_ids.add(annotation.get("id"))
+                for annotation_id in record.ids if numbering else ():
+                    annotation_ids.add(annotation_id)
                 images.add(record.image)
-                entries.add((own_id, record.annotations))
+                entries.add((own_id, record.ids, record.bodies))
         new_image_ids = image_ids.assigned()
+        new_annotation_ids = annotation_ids.assigned() if numbering else {}
 
         def image_id(position: int, own_id: Any) -> Any:
             return new_image_ids.get(position, own_id)
 
-        def annotations() -> Iterator[dict[str, Any]]:
-            for position, (own_id, listed) in enumerate(entries):
-                numbered_id = image_id(position, own_id)
-                for annotation in listed:
-                    yield {**annotation, "image_id": numbered_id}
+        def annotations() -> Iterator[JsonText]:
+            number = 0
+            for position, (own_id, ids, bodies) in enumerate(entries):
+                image_part = '"image_id": ' + id_json(image_id(position, own_id))
+                for annotation_id, body in zip(ids, bodies, strict=True):
+                    if numbering:
+                        annotation_id = new_annotation_ids.get(number, annotation_id)
+                        number += 1
+                    head = image_part
+                    if annotation_id is not None or numbering:
+                        head = '"id": ' + id_json(annotation_id) + ", " + image_part
+                    yield with_ids(head, body)
 
         if not numbering:
             return write_results(annotations(), coco_categories, ctx)
-        new_annotation_ids = annotation_ids.assigned()
-
-        def numbered() -> Iterator[dict[str, Any]]:
-            for number, annotation in enumerate(annotations()):
-                if number in new_annotation_ids:
-                    annotation["id"] = new_annotation_ids[number]
-                yield annotation
 
         numbered_images = (
             {**image, "id": image_id(k, image.get("id"))} for k, image in enumerate(images)
@@ -256,12 +295,14 @@ def write_dataset(records: Iterable[RleRecord | str], ctx: ExportContext) -> lis
         document.update(images=[], annotations=[], categories=coco_categories)
         path = ctx.output / f"{ctx.options.get('json_name') or 'instances'}.json"
         schemas.validate(COCO_INSTANCES, document, file=str(path))
-        write_json_streamed(path, document, {"images": numbered_images, "annotations": numbered()})
+        write_json_streamed(
+            path, document, {"images": numbered_images, "annotations": annotations()}
+        )
     return [path]
 
 
 def write_results(
-    annotations: Iterable[dict[str, Any]], categories: list[dict[str, Any]], ctx: ExportContext
+    annotations: Iterable[JsonText], categories: list[dict[str, Any]], ctx: ExportContext
 ) -> list[Path]:
     """A results list (what ``COCO.loadRes`` reads: detections as their source had them) and,
     next to it, the categories it refers to (read back by the importer)."""
