@@ -204,6 +204,44 @@ class DepthScanner:
             )
 
 
+_ESCAPE_CANDIDATES = 64
+"""Most quotes after a backslash :func:`_surely_shallow` looks at one by one (more: the scan)."""
+
+
+def _surely_shallow(data: bytes, limit: int) -> bool:
+    """Whether ``data`` surely nests no deeper than ``limit``: a quick test that never says so
+    wrongly, so the full scan runs only when it cannot tell (and to locate a fault).
+
+    Fewer openings than the limit settle it at once (a COCO span, most JSON lines). Otherwise,
+    for a text without a raw newline: a bracket counts where an even number of unescaped quotes
+    precede it, and the depth is the running sum of openings and closings. Up to the first
+    syntax error this is how a parser reads the text, and a parser stops there.
+    """
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return True
+    if b"\n" in data:
+        return False  # a raw newline ends a string in the full scan's reading: leave it to that
+    array = np.frombuffer(data, dtype=np.uint8)
+    quotes = np.flatnonzero(array == 0x22)
+    candidates = quotes[(quotes > 0) & (array[np.maximum(quotes - 1, 0)] == 0x5C)]
+    if candidates.size > _ESCAPE_CANDIDATES:
+        return False
+    escaped = []
+    for position in candidates.tolist():  # a quote after an odd run of backslashes
+        start = position - 1
+        while start >= 0 and data[start] == 0x5C:
+            start -= 1
+        if (position - 1 - start) % 2:
+            escaped.append(position)
+    if escaped:
+        quotes = np.setdiff1d(quotes, np.array(escaped, dtype=quotes.dtype), assume_unique=True)
+    brackets = np.flatnonzero((array == 0x5B) | (array == 0x5D) | (array == 0x7B) | (array == 0x7D))
+    brackets = brackets[np.searchsorted(quotes, brackets) % 2 == 0]
+    kinds = array[brackets]
+    steps = np.where((kinds == 0x5B) | (kinds == 0x7B), 1, -1)
+    return int(np.cumsum(steps).max(initial=0)) <= limit
+
+
 def check_depth(
     source: bytes | IO[bytes],
     path: Path | str,
@@ -217,6 +255,8 @@ def check_depth(
     One vectorised pass over the bytes (block by block for a file object), before any parser
     sees them. Raises :class:`InputError` ``file:line:column: nesting deeper than N``.
     """
+    if isinstance(source, bytes) and _surely_shallow(source, limit):
+        return
     scanner = DepthScanner(path, limit=limit, per_line=per_line)
     if isinstance(source, bytes):
         blocks: Iterable[bytes] = (

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from segconvert import InputError, ItemError, atomic_open, json_native, read_json, safe_join
+from segconvert import (
+    InputError,
+    ItemError,
+    JsonText,
+    atomic_open,
+    encode_json,
+    json_native,
+    read_json,
+    safe_join,
+)
 
 
 @pytest.mark.parametrize(
@@ -50,6 +61,18 @@ def test_json_native_casts_numpy_and_refuses_nan():
     assert json_native({"a": np.int64(3), "b": np.array([1, 2])}) == {"a": 3, "b": [1, 2]}
     with pytest.raises(ValueError):
         json_native({"x": float("nan")})
+
+
+def test_encode_json_writes_what_json_dumps_writes_of_the_native_value():
+    import numpy as np
+
+    plain = {"counts": 'a\\b"', "bbox": [1.5, 2], "nested": {"k": [None, True]}}
+    assert encode_json(plain) == json.dumps(plain)
+    assert isinstance(encode_json(plain), JsonText)
+    numeric = {"a": np.int64(3), "b": np.array([1.25, 2.0]), "c": (np.float32(0.1), np.bool_(1))}
+    assert encode_json(numeric) == json.dumps(json_native(numeric))
+    with pytest.raises(ValueError, match="not valid JSON"):  # json_native's message
+        encode_json({"x": [np.float64("nan")]})
 
 
 @pytest.mark.parametrize(("umask", "expected"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

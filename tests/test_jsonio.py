@@ -159,3 +159,35 @@ def test_the_vectorised_depth_scan_agrees_with_a_plain_loop(pieces, block):
                 jsonio.check_depth(io.BytesIO(data), "x", limit=limit, block_size=block)
         else:
             jsonio.check_depth(io.BytesIO(data), "x", limit=limit, block_size=block)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([t for t in TOKENS if "\n" not in t]), max_size=80))
+def test_a_whole_text_is_refused_exactly_when_it_nests_too_deep(pieces):
+    """check_depth on bytes (every parse does this) answers as the plain loop: its quick test
+    lets through only what is shallow enough, and the scan decides the rest."""
+    data = "".join(pieces).encode()
+    deepest = reference_depth(data)
+    for limit in {max(0, deepest - 1), deepest, 1}:
+        if deepest > limit:
+            with pytest.raises(InputError):
+                jsonio.check_depth(data, "x", limit=limit)
+        else:
+            jsonio.check_depth(data, "x", limit=limit)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '["' + "[" * 300 + '"]',  # brackets in a string do not nest
+        '["\\\\", ' + '"\\"[[[[", ' * 40 + "1]",  # quotes escaped and not
+        '["\\"' + "[" * 300 + '"]',
+        '[{"a": [' + '"\\"x", ' * 100 + "1]}]",  # more escaped quotes than it checks alone
+    ],
+)
+def test_brackets_inside_strings_never_count_as_nesting(text):
+    assert json.loads(text) is not None
+    jsonio.check_depth(text.encode(), "x", limit=3)
+    deep = "[" * 5 + text + "]" * 5
+    with pytest.raises(InputError, match="nesting deeper than 3"):
+        jsonio.check_depth(deep.encode(), "x", limit=3)

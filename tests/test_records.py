@@ -21,6 +21,15 @@ class Lines:
 
 
 @dataclass(frozen=True)
+class Encoded:
+    """A record whose large field is a list of JSON texts, like the coco-rle exporter's."""
+
+    image: dict
+    ids: list
+    bodies: list
+
+
+@dataclass(frozen=True)
 class Measured:
     """A record with a float, whose JSON must be checked to come back equal."""
 
@@ -40,6 +49,23 @@ def test_a_record_that_json_cannot_hold_is_not_stored():
     assert codec.encode(Measured(math.nan)) is None
     assert codec.encode(Measured(0.5)) is not None
     assert codec.encode({"set": {1, 2}}) is None
+
+
+def test_a_record_is_encoded_field_by_field_as_json_dumps_writes_it_whole():
+    codec = RecordCodec(__name__)
+    record = Encoded({"id": None, "width": 2.5}, [7, None, "b"], ['{"a": "\\\\"}', "{}"])
+    text = codec.encode(record)
+    whole = {"dataclass": "Encoded", "fields": {"image": record.image, "ids": record.ids}}
+    whole["fields"]["bodies"] = record.bodies
+    assert text == json.dumps(whole)
+    assert codec.decode(json.loads(text)) == record
+
+
+def test_a_field_that_would_not_come_back_equal_keeps_the_record_out():
+    codec = RecordCodec(__name__)
+    assert codec.encode(Encoded({"size": (2, 3)}, [], [])) is None  # a tuple comes back a list
+    assert codec.encode(Encoded({}, [(1, 2)], [])) is None
+    assert codec.encode(Encoded({1: "x"}, [], [])) is None  # the key comes back a string
 
 
 def test_a_dataclass_of_another_module_is_not_stored():

@@ -34,10 +34,14 @@ from segconvert.journal import JOURNAL_NAME
 from segconvert.ownership import LOCK_NAME, MANIFEST_NAME
 from segconvert.storage import (
     NAME_MAX,
+    STREAM_BATCH,
+    JsonText,
     atomic_write_bytes,
     location,
     open_input,
     parse_storage_options,
+    write_json_array_streamed,
+    write_json_streamed,
 )
 
 
@@ -925,3 +929,15 @@ def test_the_journal_header_lists_the_source_files_as_one_json_line(tmp_path):
         "source": source_fingerprint(source),
     }
     assert first == json.dumps(header)
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, STREAM_BATCH, STREAM_BATCH * 2 + 5])
+def test_json_text_elements_are_written_as_they_are_among_encoded_values(tmp_path, count):
+    """A streamed array of values and pre-encoded texts, in any mix and across batches, has
+    exactly the bytes json.dump gives for the decoded values."""
+    values = [{"id": k, "s": '\\"' * (k % 3), "f": k / 7} for k in range(count)]
+    items = [JsonText(json.dumps(v)) if k % 3 else v for k, v in enumerate(values)]
+    write_json_array_streamed(tmp_path / "a.json", iter(items))
+    write_json_streamed(tmp_path / "d.json", {"x": 1, "items": []}, {"items": iter(items)})
+    assert (tmp_path / "a.json").read_text() == json.dumps(values) + "\n"
+    assert (tmp_path / "d.json").read_text() == json.dumps({"x": 1, "items": values}) + "\n"

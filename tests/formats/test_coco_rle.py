@@ -22,6 +22,7 @@ from helpers import (
     run_cli,
 )
 from PIL import Image
+from pycocotools import mask as mask_utils
 
 from segconvert import Registry, convert, validate_dataset
 
@@ -472,3 +473,28 @@ def test_a_streamed_results_list_is_byte_for_byte_a_whole_dump(tmp_path, registr
     detections = json.loads(written)
     assert written == json.dumps(detections) + "\n"
     assert len(detections) == len(json.loads(COCOAPI_RESULTS.read_text()))
+
+
+def test_a_results_list_keeps_its_own_ids_integer_or_string_through_nucleus(tmp_path, registry):
+    """A detection's id comes back as it was (a string one too, which the results schema
+    allows), and one without an id gets none."""
+    ground_truth = write_instances(tmp_path / "gt.json", [])
+    results = []
+    for row, ids in enumerate([{"id": 7}, {"id": "det-b"}, {}]):
+        mask = np.zeros((6, 8), dtype=np.uint8, order="F")
+        mask[2 * row : 2 * row + 2, 1:5] = 1
+        rle = mask_utils.encode(mask)
+        segmentation = {"size": rle["size"], "counts": rle["counts"].decode()}
+        results.append(
+            {"image_id": 1, "category_id": 1, "score": 0.9, "segmentation": segmentation, **ids}
+        )
+    source = tmp_path / "results.json"
+    source.write_text(json.dumps(results))
+    run(source, tmp_path / "nucleus", registry, "coco-rle", "nucleus", categories=ground_truth)
+    run(tmp_path / "nucleus", tmp_path / "back", registry, "nucleus", "coco-rle")
+    written = (tmp_path / "back" / "results.json").read_text()
+    back = json.loads(written)
+    assert written == json.dumps(back) + "\n"
+    assert [d.get("id") for d in back] == [7, "det-b", None]
+    assert [list(d)[:2] for d in back] == [["id", "image_id"]] * 2 + [["image_id", "category_id"]]
+    assert [d["segmentation"] for d in back] == [d["segmentation"] for d in results]
