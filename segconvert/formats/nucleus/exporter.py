@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -77,7 +79,20 @@ def mask_url(ctx: ExportContext, relative: str, path: Path) -> str:
         return relative
     if is_remote_location(ctx.output):
         return object_url(ctx.output).rstrip("/") + "/" + quote(relative, safe="/")
-    return str(path.resolve())
+    return str(resolved_folder(ctx.output) / path.relative_to(ctx.output))
+
+
+def resolved_folder(folder: Path) -> Path:
+    """``folder`` resolved, once per folder and process while it stays the same folder (a mask
+    path under it is a plain name :func:`segconvert.safe_join` checked: it needs no call of its
+    own to resolve)."""
+    status = os.stat(folder)
+    return _resolved(folder, status.st_dev, status.st_ino)
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved(folder: Path, device: int, inode: int) -> Path:
+    return folder.resolve()
 
 
 def compact_indices(sample: Sample) -> tuple[np.ndarray, dict[int, int]]:
