@@ -148,7 +148,10 @@ class _Reader:
     def byte_at(self, index: int) -> int:
         """The byte offset of ``text[index]``; ``index`` never goes back past the last asked."""
         if index > self.cursor:
-            self.cursor_byte += len(self.text[self.cursor : index].encode("utf-8"))
+            if self.text.isascii():  # a flag of the string: one byte per character
+                self.cursor_byte += index - self.cursor
+            else:
+                self.cursor_byte += len(self.text[self.cursor : index].encode("utf-8"))
             self.cursor = index
         return self.cursor_byte
 
