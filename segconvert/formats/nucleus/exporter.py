@@ -86,7 +86,10 @@ def resolved_folder(folder: Path) -> Path:
     """``folder`` resolved, once per folder and process while it stays the same folder (a mask
     path under it is a plain name :func:`segconvert.safe_join` checked: it needs no call of its
     own to resolve)."""
-    status = os.stat(folder)
+    try:
+        status = os.stat(folder)
+    except OSError:  # not made yet: nothing to remember
+        return folder.resolve()
     return _resolved(folder, status.st_dev, status.st_ino)
 
 
