@@ -287,3 +287,20 @@ def test_mask_url_pointing_outside_the_dataset_is_refused(sample_out, tmp_path, 
         jobs=1,
     )
     assert [(e["item"], e["rule"]) for e in report.errors] == [("000000142238", "unsafe-path")]
+
+
+def test_a_mask_url_is_the_resolved_path_of_the_mask_even_when_the_folder_is_swapped(
+    tmp_path, registry, monkeypatch
+):
+    """A local mask_url is the mask's real path (the output reached through a symlink and a
+    relative name); a folder replaced between two runs in one process is resolved afresh."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("first", "second"):
+        real = tmp_path / name
+        real.mkdir()
+        (tmp_path / "link").unlink(missing_ok=True)
+        (tmp_path / "link").symlink_to(real)
+        to_nucleus(PANOPTICAPI / "panoptic_examples.json", Path("link/out"), registry)
+        for record in read_jsonl(real / "out" / "annotations.jsonl"):
+            expected = real.resolve() / "out" / "masks" / f"{record['reference_id']}.png"
+            assert record["mask_url"] == str(expected) and expected.is_file()
