@@ -43,7 +43,8 @@ from segconvert.storage import (
 
 JOURNAL_NAME = ".segconvert-journal.jsonl"
 JOURNAL_PARTS = ".segconvert-journal.d"
-VERSION = 3
+VERSION = 4
+"""The journal format: 4 since the coco-rle records hold encoded annotations (3: their dicts)."""
 FLUSH_SECONDS = 1.0
 FINGERPRINT_NAMES = 100_000
 """Up to this many files a fingerprint keeps every name (a change is named); beyond, a digest."""

@@ -101,7 +101,7 @@ def test_sigkill_at_a_random_point_then_resume_gives_the_uninterrupted_output(tm
     assert tree_bytes(out) == tree_bytes(reference), f"seed {seed}"
 
 
-def interrupted_at_i3(tmp_path, registry, options):
+def interrupted_at_i3(tmp_path, registry, options, to_format="nucleus"):
     """Six items, i3's PNG missing, a --fail-fast run stopped there: an interrupted output."""
     specs = [default_spec(f"i{k}", k) for k in range(6)]
     json_path = write_coco_panoptic(tmp_path / "src", specs, skip_png={"i3"})
@@ -111,7 +111,7 @@ def interrupted_at_i3(tmp_path, registry, options):
             json_path,
             out,
             from_format="coco-panoptic",
-            to_format="nucleus",
+            to_format=to_format,
             options=options,
             registry=registry,
             jobs=1,
@@ -148,6 +148,22 @@ def test_resume_reuses_finished_items_and_retries_failed_ones(tmp_path, registry
     )
     assert again.failed == 1
     assert tree_bytes(out) == tree_bytes(reference)
+
+
+def test_a_resumed_coco_rle_export_writes_the_bytes_of_one_run(tmp_path, registry):
+    """The way back's records (encoded annotations) come back from the journal as they were."""
+    _, json_path, out = interrupted_at_i3(tmp_path, registry, {}, to_format="coco-rle")
+    lines = (out / JOURNAL_NAME).read_text().splitlines()[1:]
+    finished = [json.loads(line) for line in lines if '"status": "ok"' in line]
+    assert len(finished) == 3
+    assert all(entry["record"]["fields"]["bodies"][0].startswith("{") for entry in finished)
+    common = {"from_format": "coco-panoptic", "to_format": "coco-rle", "registry": registry}
+    resumed = convert(json_path, out, jobs=2, resume=True, **common)
+    reference = convert(json_path, tmp_path / "r", jobs=1, **common)
+    assert (resumed.converted, resumed.failed) == (reference.converted, reference.failed) == (5, 1)
+    written = (out / "instances.json").read_bytes()
+    assert written == (tmp_path / "r" / "instances.json").read_bytes()
+    assert len(json.loads(written)["annotations"]) > 5
 
 
 @pytest.mark.parametrize(
