@@ -5,7 +5,8 @@
     python benchmarks/run.py --suite rle     # only the COCO RLE / SA-1B jobs
 
 Each segconvert job is compared with a minimal correct script using the same codecs
-(``benchmarks/minimal.py``) timed in the same run, best of two runs each.
+(``benchmarks/minimal.py``) timed in the same run: the contenders of a ratio run in turn, for
+three rounds, and the best of each counts.
 
 Datumaro and cityscapesScripts are installed by this script into their own virtualenv
 (``benchmarks/.venv-peers``), never into segconvert's environment. Every conversion is timed
@@ -119,33 +120,52 @@ KEPT_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "
 the tables also show segconvert against a floor with the same allocator settings."""
 
 
-def floors(key: str, name: str, items: int, command: list[str], output: Path) -> dict[str, Timing]:
-    """A minimal script timed as written (``key``) and with the malloc settings of segconvert's
-    workers (``key_kept``), best of two each."""
+@dataclass(frozen=True)
+class Contender:
+    """One command to time against others on the same data (see :func:`contest`)."""
+
+    name: str
+    items: int
+    command: list[str]
+    env: dict[str, str] | None = None
+    output: Path | None = None
+
+
+ROUNDS = 3
+"""Rounds of every contest: each contender runs once per round."""
+
+
+def contest(contenders: dict[str, Contender], rounds: int = ROUNDS) -> dict[str, Timing]:
+    """Each contender once per round, in turn, for ``rounds`` rounds; the fastest run of each.
+
+    Interleaved, so that a slow spell of this shared machine (it swings by 1.5x between
+    identical runs) falls on every contender of a ratio, not on whichever ran during it; the
+    best of each is its least disturbed run.
+    """
+    best: dict[str, Timing] = {}
+    for _ in range(rounds):
+        for key, c in contenders.items():
+            timing = timed(c.name, c.items, c.command, c.env, c.output)
+            if key not in best or timing.seconds < best[key].seconds:
+                best[key] = timing
+    return best
+
+
+def floors(
+    key: str, name: str, items: int, command: list[str], output: Path
+) -> dict[str, Contender]:
+    """A minimal script as written (``key``) and with the malloc settings of segconvert's
+    workers (``key_kept``), to run in the same :func:`contest` as the segconvert job."""
     return {
-        key: best_of(2, name, items, command, output=output),
-        f"{key}_kept": best_of(
-            2,
+        key: Contender(name, items, command, output=output),
+        f"{key}_kept": Contender(
             f"{name}, malloc kept as segconvert's workers keep it",
             items,
             command,
             {**os.environ, **KEPT_MALLOC},
-            output=output,
+            output,
         ),
     }
-
-
-def best_of(
-    runs: int,
-    name: str,
-    items: int,
-    command: list[str],
-    env: dict[str, str] | None = None,
-    output: Path | None = None,
-) -> Timing:
-    """The fastest of ``runs`` runs (the machine is shared: the best is the least disturbed)."""
-    timings = [timed(name, items, command, env, output) for _ in range(runs)]
-    return min(timings, key=lambda t: t.seconds)
 
 
 DATUMARO_SA1B = """
@@ -210,22 +230,31 @@ def rle_suite(
     sizes = {k: coco_instances(data / f"instances-{k}x", memory * k, seed=k) for k in (1, 4, 8)}
     print("timing RLE jobs ...", flush=True)
     rows = {
-        "seg_sa1b": best_of(
-            2,
-            "segconvert SA-1B-style -> nucleus",
-            images,
-            segconvert(
-                "convert", str(sa1b_dir), str(out / "r1"), "--from", "coco-rle", "--to", "nucleus"
-            ),
-            env,
-            output=out / "r1",
-        ),
-        **floors(
-            "min_sa1b",
-            "minimal script SA-1B-style -> nucleus",
-            images,
-            minimal("sa1b-to-nucleus", str(sa1b_dir), str(out / "m1")),
-            out / "m1",
+        **contest(
+            {
+                "seg_sa1b": Contender(
+                    "segconvert SA-1B-style -> nucleus",
+                    images,
+                    segconvert(
+                        "convert",
+                        str(sa1b_dir),
+                        str(out / "r1"),
+                        "--from",
+                        "coco-rle",
+                        "--to",
+                        "nucleus",
+                    ),
+                    env,
+                    output=out / "r1",
+                ),
+                **floors(
+                    "min_sa1b",
+                    "minimal script SA-1B-style -> nucleus",
+                    images,
+                    minimal("sa1b-to-nucleus", str(sa1b_dir), str(out / "m1")),
+                    out / "m1",
+                ),
+            }
         ),
         "dm_sa1b": timed(
             "Datumaro segment_anything -> voc_instance_segmentation",
@@ -233,45 +262,57 @@ def rle_suite(
             [python, "-c", DATUMARO_SA1B, str(sa1b_dir), str(out / "d3")],
             output=out / "d3",
         ),
-        "seg_back": best_of(
-            2,
-            "segconvert nucleus -> coco-rle",
-            images,
-            segconvert(
-                "convert", str(out / "r1"), str(out / "r2"), "--from", "nucleus", "--to", "coco-rle"
-            ),
-            env,
-            output=out / "r2",
+        **contest(
+            {
+                "seg_back": Contender(
+                    "segconvert nucleus -> coco-rle",
+                    images,
+                    segconvert(
+                        "convert",
+                        str(out / "r1"),
+                        str(out / "r2"),
+                        "--from",
+                        "nucleus",
+                        "--to",
+                        "coco-rle",
+                    ),
+                    env,
+                    output=out / "r2",
+                ),
+                **floors(
+                    "min_back",
+                    "minimal script nucleus -> coco-rle",
+                    images,
+                    minimal("nucleus-to-rle", str(out / "r1"), str(out / "m2")),
+                    out / "m2",
+                ),
+            }
         ),
-        **floors(
-            "min_back",
-            "minimal script nucleus -> coco-rle",
-            images,
-            minimal("nucleus-to-rle", str(out / "r1"), str(out / "m2")),
-            out / "m2",
-        ),
-        "seg_inst": best_of(
-            2,
-            "segconvert COCO instances -> nucleus",
-            instances,
-            segconvert(
-                "convert",
-                str(instances_json),
-                str(out / "r3"),
-                "--from",
-                "coco-rle",
-                "--to",
-                "nucleus",
-            ),
-            env,
-            output=out / "r3",
-        ),
-        **floors(
-            "min_inst",
-            "minimal script COCO instances -> nucleus",
-            instances,
-            minimal("instances-to-nucleus", str(instances_json), str(out / "m3")),
-            out / "m3",
+        **contest(
+            {
+                "seg_inst": Contender(
+                    "segconvert COCO instances -> nucleus",
+                    instances,
+                    segconvert(
+                        "convert",
+                        str(instances_json),
+                        str(out / "r3"),
+                        "--from",
+                        "coco-rle",
+                        "--to",
+                        "nucleus",
+                    ),
+                    env,
+                    output=out / "r3",
+                ),
+                **floors(
+                    "min_inst",
+                    "minimal script COCO instances -> nucleus",
+                    instances,
+                    minimal("instances-to-nucleus", str(instances_json), str(out / "m3")),
+                    out / "m3",
+                ),
+            }
         ),
     }
     for k, path in sizes.items():
@@ -359,20 +400,23 @@ def panoptic_suite(
     gtfine = cityscapes(data / "cityscapes", cs_count)
     print("timing ...", flush=True)
     rows = {
-        "seg_coco": best_of(
-            2,
-            "segconvert coco-panoptic -> nucleus",
-            coco_count,
-            segconvert("coco-to-nucleus", str(coco_main), str(out / "s1")),
-            env,
-            output=out / "s1",
-        ),
-        **floors(
-            "min_coco",
-            "minimal script coco-panoptic -> nucleus",
-            coco_count,
-            minimal("panoptic-to-nucleus", str(coco_main), str(out / "m0")),
-            out / "m0",
+        **contest(
+            {
+                "seg_coco": Contender(
+                    "segconvert coco-panoptic -> nucleus",
+                    coco_count,
+                    segconvert("coco-to-nucleus", str(coco_main), str(out / "s1")),
+                    env,
+                    output=out / "s1",
+                ),
+                **floors(
+                    "min_coco",
+                    "minimal script coco-panoptic -> nucleus",
+                    coco_count,
+                    minimal("panoptic-to-nucleus", str(coco_main), str(out / "m0")),
+                    out / "m0",
+                ),
+            }
         ),
         "seg_coco_1": timed(
             "segconvert coco-panoptic -> nucleus, --jobs 1",
