@@ -168,6 +168,28 @@ def floors(
     }
 
 
+def against_floors(
+    key: str,
+    job: Contender,
+    floor_key: str,
+    floor_name: str,
+    floor_command: list[str],
+    floor_output: Path,
+) -> dict[str, Timing]:
+    """A segconvert job and its minimal script (as written and with segconvert's malloc
+    settings) in one :func:`contest`."""
+    return contest(
+        {key: job, **floors(floor_key, floor_name, job.items, floor_command, floor_output)}
+    )
+
+
+def convert(source: Path, target: Path, source_format: str, target_format: str) -> list[str]:
+    """``segconvert convert SOURCE TARGET --from ... --to ...``."""
+    return segconvert(
+        "convert", str(source), str(target), "--from", source_format, "--to", target_format
+    )
+
+
 DATUMARO_SA1B = """
 import sys
 from datumaro import Dataset
@@ -230,31 +252,19 @@ def rle_suite(
     sizes = {k: coco_instances(data / f"instances-{k}x", memory * k, seed=k) for k in (1, 4, 8)}
     print("timing RLE jobs ...", flush=True)
     rows = {
-        **contest(
-            {
-                "seg_sa1b": Contender(
-                    "segconvert SA-1B-style -> nucleus",
-                    images,
-                    segconvert(
-                        "convert",
-                        str(sa1b_dir),
-                        str(out / "r1"),
-                        "--from",
-                        "coco-rle",
-                        "--to",
-                        "nucleus",
-                    ),
-                    env,
-                    output=out / "r1",
-                ),
-                **floors(
-                    "min_sa1b",
-                    "minimal script SA-1B-style -> nucleus",
-                    images,
-                    minimal("sa1b-to-nucleus", str(sa1b_dir), str(out / "m1")),
-                    out / "m1",
-                ),
-            }
+        **against_floors(
+            "seg_sa1b",
+            Contender(
+                "segconvert SA-1B-style -> nucleus",
+                images,
+                convert(sa1b_dir, out / "r1", "coco-rle", "nucleus"),
+                env,
+                out / "r1",
+            ),
+            "min_sa1b",
+            "minimal script SA-1B-style -> nucleus",
+            minimal("sa1b-to-nucleus", str(sa1b_dir), str(out / "m1")),
+            out / "m1",
         ),
         "dm_sa1b": timed(
             "Datumaro segment_anything -> voc_instance_segmentation",
@@ -262,66 +272,40 @@ def rle_suite(
             [python, "-c", DATUMARO_SA1B, str(sa1b_dir), str(out / "d3")],
             output=out / "d3",
         ),
-        **contest(
-            {
-                "seg_back": Contender(
-                    "segconvert nucleus -> coco-rle",
-                    images,
-                    segconvert(
-                        "convert",
-                        str(out / "r1"),
-                        str(out / "r2"),
-                        "--from",
-                        "nucleus",
-                        "--to",
-                        "coco-rle",
-                    ),
-                    env,
-                    output=out / "r2",
-                ),
-                **floors(
-                    "min_back",
-                    "minimal script nucleus -> coco-rle",
-                    images,
-                    minimal("nucleus-to-rle", str(out / "r1"), str(out / "m2")),
-                    out / "m2",
-                ),
-            }
+        **against_floors(
+            "seg_back",
+            Contender(
+                "segconvert nucleus -> coco-rle",
+                images,
+                convert(out / "r1", out / "r2", "nucleus", "coco-rle"),
+                env,
+                out / "r2",
+            ),
+            "min_back",
+            "minimal script nucleus -> coco-rle",
+            minimal("nucleus-to-rle", str(out / "r1"), str(out / "m2")),
+            out / "m2",
         ),
-        **contest(
-            {
-                "seg_inst": Contender(
-                    "segconvert COCO instances -> nucleus",
-                    instances,
-                    segconvert(
-                        "convert",
-                        str(instances_json),
-                        str(out / "r3"),
-                        "--from",
-                        "coco-rle",
-                        "--to",
-                        "nucleus",
-                    ),
-                    env,
-                    output=out / "r3",
-                ),
-                **floors(
-                    "min_inst",
-                    "minimal script COCO instances -> nucleus",
-                    instances,
-                    minimal("instances-to-nucleus", str(instances_json), str(out / "m3")),
-                    out / "m3",
-                ),
-            }
+        **against_floors(
+            "seg_inst",
+            Contender(
+                "segconvert COCO instances -> nucleus",
+                instances,
+                convert(instances_json, out / "r3", "coco-rle", "nucleus"),
+                env,
+                out / "r3",
+            ),
+            "min_inst",
+            "minimal script COCO instances -> nucleus",
+            minimal("instances-to-nucleus", str(instances_json), str(out / "m3")),
+            out / "m3",
         ),
     }
     for k, path in sizes.items():
         rows[f"mem_{k}"] = timed(
             f"segconvert COCO instances {k}x -> nucleus",
             memory * k,
-            segconvert(
-                "convert", str(path), str(out / f"r{k}x"), "--from", "coco-rle", "--to", "nucleus"
-            ),
+            convert(path, out / f"r{k}x", "coco-rle", "nucleus"),
             env,
         )
         rows[f"val_{k}"] = timed(
@@ -400,23 +384,19 @@ def panoptic_suite(
     gtfine = cityscapes(data / "cityscapes", cs_count)
     print("timing ...", flush=True)
     rows = {
-        **contest(
-            {
-                "seg_coco": Contender(
-                    "segconvert coco-panoptic -> nucleus",
-                    coco_count,
-                    segconvert("coco-to-nucleus", str(coco_main), str(out / "s1")),
-                    env,
-                    output=out / "s1",
-                ),
-                **floors(
-                    "min_coco",
-                    "minimal script coco-panoptic -> nucleus",
-                    coco_count,
-                    minimal("panoptic-to-nucleus", str(coco_main), str(out / "m0")),
-                    out / "m0",
-                ),
-            }
+        **against_floors(
+            "seg_coco",
+            Contender(
+                "segconvert coco-panoptic -> nucleus",
+                coco_count,
+                segconvert("coco-to-nucleus", str(coco_main), str(out / "s1")),
+                env,
+                out / "s1",
+            ),
+            "min_coco",
+            "minimal script coco-panoptic -> nucleus",
+            minimal("panoptic-to-nucleus", str(coco_main), str(out / "m0")),
+            out / "m0",
         ),
         "seg_coco_1": timed(
             "segconvert coco-panoptic -> nucleus, --jobs 1",
@@ -434,15 +414,7 @@ def panoptic_suite(
         "seg_cs": timed(
             "segconvert cityscapes -> coco-panoptic",
             cs_count,
-            segconvert(
-                "convert",
-                str(gtfine),
-                str(out / "s3"),
-                "--from",
-                "cityscapes",
-                "--to",
-                "coco-panoptic",
-            ),
+            convert(gtfine, out / "s3", "cityscapes", "coco-panoptic"),
             env,
             output=out / "s3",
         ),
